@@ -1,0 +1,1 @@
+"""faceforge.dashboard — the Streamlit review app, the main job and its report."""

@@ -1,0 +1,1 @@
+"""faceforge.detect — deepfake detectors trained and scored against faceforge corpora."""
