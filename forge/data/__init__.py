@@ -1,0 +1,36 @@
+"""forge.data — faces, landmarks, crops and the prepared cache (issue 3).
+
+Public API (imported lazily, so ``import forge.data`` stays light):
+
+- media: ``read_video``, ``video_info``, ``read_image``, ``write_video``, ``VideoFrame``
+- landmarks: ``get_detector``, ``Face``, ``LandmarkDetector``
+- rasterize: ``draw_landmarks``
+- crop: ``track_boxes``, ``crop_square``
+- clip: ``extract_clip``, ``Clip``
+- cache: ``PreparedCache``
+- prepare: ``prepare``, ``PrepareConfig``
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "read_video": "media", "video_info": "media", "read_image": "media", "write_video": "media",
+    "VideoFrame": "media", "read_frames": "media",
+    "get_detector": "landmarks", "Face": "landmarks", "LandmarkDetector": "landmarks",
+    "draw_landmarks": "rasterize",
+    "track_boxes": "crop", "crop_square": "crop",
+    "extract_clip": "clip", "Clip": "clip",
+    "PreparedCache": "cache",
+    "prepare": "prepare", "PrepareConfig": "prepare",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forge.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"forge.data.{module}"), name)
