@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from dataclasses import dataclass
@@ -93,14 +92,6 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, per_image: boo
 
 
 # ---------------------------------------------------------------- identity (CSIM)
-def dlib_models_dir() -> Path:
-    """The ``models`` folder of the ``face_recognition_models`` package (dlib's model files)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceforgeError("face_recognition_models is not installed (pip install face-recognition-models)")
-    return Path(spec.submodule_search_locations[0]) / "models"
-
-
 def _upsample(image: np.ndarray, min_size: int) -> tuple[np.ndarray, float]:
     import cv2
 
@@ -122,6 +113,8 @@ class IdentityEncoder:
 
     def __init__(self, models_dir: str | os.PathLike | None = None, min_size: int = DESCRIBE_MIN_SIZE):
         import dlib
+
+        from forge.data.landmarks import dlib_models_dir
 
         root = Path(models_dir) if models_dir else dlib_models_dir()
         rec = root / "dlib_face_recognition_resnet_model_v1.dat"
@@ -227,7 +220,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():                                 # near-singular: regularise
         off = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
