@@ -58,6 +58,7 @@ class Detections:
     bboxes: np.ndarray        # float32 (N, 4) detector boxes, NaN where no face
     scores: np.ndarray        # float32 (N,)
     valid: np.ndarray         # bool (N,)
+    n_faces: np.ndarray       # int (N,) faces detected in the frame
     source_size: tuple[int, int]
     fps: float
 
@@ -95,13 +96,15 @@ def detect_track(path: str | Path, detector: LandmarkDetector, every: int = 1, m
     """First pass: detect and track one face per frame. Returns the detections and the decoded
     frames when they fit in ``FRAME_MEMORY_BUDGET`` (else None: the caller decodes again)."""
     path = Path(path)
-    indices, times, lms, boxes, scores = [], [], [], [], []
+    indices, times, lms, boxes, scores, counts = [], [], [], [], [], []
     kept: list[np.ndarray] | None = [] if keep_frames else None
     kept_bytes, size, previous = 0, None, None
     nan_lm, nan_box = np.full((68, 2), np.nan, np.float32), np.full(4, np.nan, np.float32)
     for index, time, image in _frames(path, every, max_frames):
         size = size or image.shape[:2]
-        face = pick_face(detector.detect(image), previous)
+        faces = detector.detect(image)
+        n_faces = len(faces)
+        face = pick_face(faces, previous)
         if face is not None:
             previous = face.bbox
         indices.append(index)
@@ -109,6 +112,7 @@ def detect_track(path: str | Path, detector: LandmarkDetector, every: int = 1, m
         lms.append(face.landmarks if face is not None else nan_lm)
         boxes.append(face.bbox if face is not None else nan_box)
         scores.append(face.score if face is not None else 0.0)
+        counts.append(n_faces)
         if kept is not None:
             kept_bytes += image.nbytes
             if kept_bytes <= FRAME_MEMORY_BUDGET:
@@ -121,6 +125,7 @@ def detect_track(path: str | Path, detector: LandmarkDetector, every: int = 1, m
     det = Detections(frame_index=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
                      landmarks=np.stack(lms).astype(np.float32), bboxes=np.stack(boxes).astype(np.float32),
                      scores=np.asarray(scores, np.float32), valid=np.isfinite(np.stack(lms)[:, 0, 0]),
+                     n_faces=np.asarray(counts, np.int64),
                      source_size=(int(size[0]), int(size[1])), fps=float(fps))
     return det, kept
 
@@ -131,6 +136,15 @@ def extract_clip(path: str | Path, resolution: int = 64, backend: str = "auto", 
     """Aligned head crops of one video or image (N = 1) file; see :class:`Clip`.
 
     Raises ``FaceforgeError("no face found in ...")`` when no frame has a face."""
+    return extract_clip_detailed(path, resolution, backend, every, max_frames, smooth,
+                                 margin=margin, detector=detector)[0]
+
+
+def extract_clip_detailed(path: str | Path, resolution: int = 64, backend: str = "auto", every: int = 1,
+                          max_frames: int | None = None, smooth: bool = True, *,
+                          margin: float = crop_mod.DEFAULT_MARGIN,
+                          detector: LandmarkDetector | None = None) -> tuple[Clip, Detections]:
+    """:func:`extract_clip` plus the raw per-frame detections (detector boxes, face counts)."""
     path = require_file(path, "input")
     if int(resolution) < 8:
         raise FaceforgeError(f"resolution must be >= 8, got {resolution}")
@@ -149,7 +163,8 @@ def extract_clip(path: str | Path, resolution: int = 64, backend: str = "auto", 
     if len(frames) != len(boxes):
         raise FaceforgeError(f"{path.name} decoded differently on the second pass")
     crop_lm = crop_mod.to_crop_coords(landmarks, boxes, resolution)              # (N, 68, 2) crop px
-    return Clip(frames=frames, landmarks=crop_lm, landmark_images=draw_landmarks_batch(crop_lm, resolution),
+    clip = Clip(frames=frames, landmarks=crop_lm, landmark_images=draw_landmarks_batch(crop_lm, resolution),
                 frame_index=det.frame_index, boxes=boxes, scores=det.scores, valid=det.valid, fps=det.fps,
                 source_size=det.source_size, backend=detector.name, source=str(path), times=det.times,
                 source_landmarks=landmarks.astype(np.float32))
+    return clip, det
