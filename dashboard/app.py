@@ -1,0 +1,36 @@
+"""faceforge review dashboard (Streamlit).
+
+Run through the CLI: ``faceforge dashboard --corpus CORPUS [--runs RUNS]``, which calls
+``streamlit run dashboard/app.py -- --corpus CORPUS --runs RUNS``. The roots arrive after ``--``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import streamlit as st
+
+from dashboard.data import parse_app_args
+from dashboard.pages._shared import CFG_KEY
+
+st.set_page_config(page_title="faceforge review", page_icon=":material/face_retouching_off:", layout="wide")
+
+cfg = parse_app_args(sys.argv[1:])
+st.session_state[CFG_KEY] = cfg
+
+PAGES = [
+    st.Page("pages/corpus.py", title="Corpus", icon=":material/grid_view:", default=True),
+    st.Page("pages/item.py", title="Item", icon=":material/movie:"),
+    st.Page("pages/detectors.py", title="Detectors", icon=":material/query_stats:"),
+    st.Page("pages/check.py", title="Check a file", icon=":material/upload_file:"),
+    st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+    st.Page("pages/blind.py", title="Blind study", icon=":material/visibility_off:"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.caption("faceforge · deepfake forensics + provenance")
+    st.caption(f"Corpus: `{cfg.corpus or '—'}`")
+    st.caption(f"Runs: `{cfg.runs or '—'}`")
+
+page.run()

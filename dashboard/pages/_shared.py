@@ -1,0 +1,181 @@
+"""Helpers shared by the pages: the app's config, cached loaders, empty states, small widgets.
+
+Loaders are keyed on the file's modification time, so a corpus rewritten while the app runs is
+re-read, and everything else (manifest, display strings, thumbnails) is computed once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from dashboard import data
+from dashboard.data import DashboardConfig
+from forge.common import FaceforgeError
+
+CFG_KEY = "_faceforge_cfg"
+ITEM_PAGE = "pages/item.py"
+
+
+def config() -> DashboardConfig:
+    cfg = st.session_state.get(CFG_KEY)
+    return cfg if isinstance(cfg, DashboardConfig) else DashboardConfig()
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@st.cache_data(show_spinner="Reading the manifest ...", max_entries=4)
+def _manifest(corpus: str, mtime: int):
+    return data.load_manifest(corpus)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _display_frame(corpus: str, mtime: int):
+    df = _manifest(corpus, mtime)
+    return df.apply(data.display_values)  # every column as display strings, for filters
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _filter_kinds(corpus: str, mtime: int) -> dict[str, str]:
+    return data.filter_kinds(_manifest(corpus, mtime))
+
+
+def manifest(required: bool = True):
+    """The corpus manifest, or None after showing an empty state."""
+    cfg = config()
+    if cfg.corpus is None:
+        if required:
+            st.info("No corpus given. Start the app with `faceforge dashboard --corpus CORPUS`.")
+        return None
+    path = Path(cfg.corpus) / "manifest.parquet"
+    try:
+        return _manifest(str(cfg.corpus), _mtime(path))
+    except FaceforgeError as e:
+        st.error(f"Corpus unavailable: {e}")
+        return None
+
+
+def display_frame():
+    cfg = config()
+    return _display_frame(str(cfg.corpus), _mtime(Path(cfg.corpus) / "manifest.parquet"))
+
+
+def filter_kinds() -> dict[str, str]:
+    cfg = config()
+    return _filter_kinds(str(cfg.corpus), _mtime(Path(cfg.corpus) / "manifest.parquet"))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _runs(root: str, stamp: int):
+    return data.find_runs(root)
+
+
+def runs() -> list[data.RunInfo]:
+    cfg = config()
+    if cfg.runs is None:
+        return []
+    return _runs(str(cfg.runs), _tree_stamp(Path(cfg.runs)))
+
+
+def _tree_stamp(root: Path) -> int:
+    """Changes when a run folder is added or a metrics/scores file rewritten (two levels deep)."""
+    if not root.is_dir():
+        return 0
+    stamp = _mtime(root)
+    for p in list(root.glob("*")) + list(root.glob("*/*")) + list(root.glob("*/eval/*")):
+        stamp ^= _mtime(p)
+    return stamp
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def item_frames(path: str, mtime: int, max_frames: int | None = None) -> np.ndarray:
+    return data.read_frames(path, max_frames=max_frames)
+
+
+def frames_of(row: dict, max_frames: int | None = None) -> np.ndarray:
+    p = data.corpus_file(config().corpus, row.get("path"), "item")
+    return item_frames(str(p), _mtime(p), max_frames)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _verdict(path: str, mtime: int, corpus: str | None) -> dict:
+    return data.provenance_verdict(path, corpus)
+
+
+def verdict(path: Path, corpus: Path | None) -> dict:
+    return _verdict(str(path), _mtime(path), None if corpus is None else str(corpus))
+
+
+def thumbnail(row: dict) -> Path:
+    cfg = config()
+    return data.thumbnail(cfg.corpus, row, cfg.cache_dir, cfg.thumb_size)
+
+
+def playable(row: dict) -> Path:
+    cfg = config()
+    return data.playable_video(cfg.corpus, row, cfg.cache_dir)
+
+
+def item_link(item_id: str, label: str | None = None) -> None:
+    st.page_link(ITEM_PAGE, label=label or item_id, query_params={"item": item_id}, icon=":material/movie:")
+
+
+def heatmap(table, title: str, value: str = "AUC"):
+    """An annotated heatmap (Altair) of a (rows x cols) numeric table."""
+    import altair as alt
+
+    long = table.rename_axis(index="row", columns="col").stack(future_stack=True).reset_index(name="value")
+    long["text"] = long["value"].map(lambda v: "–" if v != v else f"{v:.2f}")
+    base = alt.Chart(long, title=title).encode(
+        x=alt.X("col:N", title=table.columns.name or ""), y=alt.Y("row:N", title=table.index.name or ""))
+    rect = base.mark_rect().encode(color=alt.Color("value:Q", title=value, scale=alt.Scale(domain=[0, 1],
+                                                                                         scheme="viridis")))
+    text = base.mark_text(fontSize=13).encode(text="text:N", color=alt.value("white"))
+    st.altair_chart(rect + text, width="stretch")
+
+
+def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -> dict:
+    """Verdict, manifest assertions, validation codes, watermark payload and confidence."""
+    result = verdict(path, corpus)
+    if not result.get("available"):
+        st.warning(f"Provenance unavailable: {result.get('reason', 'unknown reason')}")
+        if row is not None:
+            st.caption(f"Manifest says: c2pa_signed={row.get('c2pa_signed')}, "
+                       f"watermark_payload={row.get('watermark_payload')}, "
+                       f"provenance_status={row.get('provenance_status')}")
+        return result
+    verdict_ = result.get("verdict", "unknown")
+    icon = {"trusted": ":material/verified:", "valid_untrusted": ":material/gpp_maybe:",
+            "tampered": ":material/gpp_bad:", "none": ":material/help:"}.get(verdict_, ":material/info:")
+    st.markdown(f"**Verdict:** {icon} `{verdict_}`")
+    wm = result.get("watermark") or {}
+    if isinstance(wm, dict) and wm:
+        c1, c2 = st.columns(2)
+        c1.metric("Watermark payload", str(wm.get("payload_hex") or wm.get("payload") or "—"))
+        conf = wm.get("confidence")
+        c2.metric("Watermark confidence", "—" if conf is None else f"{float(conf):.3f}")
+    for key, title in (("assertions", "Manifest assertions"), ("validation", "Validation codes"),
+                       ("validation_codes", "Validation codes"), ("manifest", "Manifest")):
+        if result.get(key):
+            with st.expander(title):
+                st.json(result[key])
+    with st.expander("Full verification result"):
+        st.json({k: v for k, v in result.items() if jsonable(v)})
+    return result
+
+
+def jsonable(v) -> bool:
+    import json
+
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False

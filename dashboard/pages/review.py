@@ -1,0 +1,63 @@
+"""Review: label items real / fake / unsure with a note; labels persist in SQLite (reviewer, time),
+export as CSV, agreement with the ground truth and between reviewers."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.pages import _shared as ui
+from dashboard.review import LABELS, ReviewStore, agreement_with_truth, inter_reviewer_agreement
+from forge.common import FaceforgeError
+
+st.title("Review")
+df = ui.manifest()
+if df is not None:
+    cfg = ui.config()
+    store = ReviewStore(cfg.review_db)
+    reviewer = st.text_input("Reviewer name", key="reviewer").strip()
+    if not reviewer:
+        st.info("Enter your name to start labelling.")
+    else:
+        mine = store.labels()
+        done = set(mine.loc[mine["reviewer"] == reviewer, "item_id"])
+        todo_only = st.toggle("Only items I have not labelled", value=False, key="todo_only")
+        ids = [i for i in df["item_id"] if not (todo_only and i in done)]
+        if not ids:
+            st.success("You have labelled every item.")
+        else:
+            item_id = st.selectbox("Item", ids, key="review_item")
+            row = data.get_row(df, item_id)
+            try:
+                st.video(str(ui.playable(row)), loop=True)
+            except FaceforgeError as e:
+                st.warning(f"cannot show {item_id}: {e}")
+            current = store.label_for(reviewer, item_id)
+            if current:
+                st.markdown(f"Your latest label: **{current['label']}** ({current['created_at']})"
+                            + (f" — {current['note']}" if current["note"] else ""))
+            with st.form("label_form", clear_on_submit=True):
+                label = st.radio("Label", LABELS, horizontal=True, key="label_choice")
+                note = st.text_input("Note (optional)", key="label_note")
+                if st.form_submit_button("Save label"):
+                    store.add_label(reviewer, item_id, label, note)
+                    st.toast(f"saved: {item_id} = {label}")
+                    st.rerun()
+
+    st.subheader("Labels")
+    labels = store.labels()
+    st.caption(f"{len(labels)} labels by {labels['reviewer'].nunique()} reviewer(s) in `{store.path}`")
+    if labels.empty:
+        st.info("No labels yet.")
+    else:
+        st.dataframe(labels, hide_index=True)
+        st.download_button("Export CSV", store.labels_csv(), file_name="review_labels.csv", mime="text/csv")
+        st.subheader("Agreement with the ground truth")
+        st.caption("accuracy and Cohen's kappa on decided labels (real/fake), per reviewer")
+        st.dataframe(agreement_with_truth(labels, df), hide_index=True)
+        pairs = inter_reviewer_agreement(labels)
+        st.subheader("Agreement between reviewers")
+        if pairs.empty:
+            st.info("One reviewer so far: agreement between reviewers needs two.")
+        else:
+            st.dataframe(pairs, hide_index=True)
