@@ -66,6 +66,25 @@ def video_paths(root: Path, video_id: str) -> tuple[Path, Path]:
     return base / f"{video_id}.parquet", base / f"{video_id}.json"
 
 
+def frame_schema():
+    """Arrow schema of a per-video frame table (float32 landmarks keep the cache small)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("identity", pa.string()), ("video_id", pa.string()),
+        ("frame", pa.int32()),                          # row position in the video's cache
+        ("frame_index", pa.int64()),                    # frame number in the source
+        ("time", pa.float64()),                         # seconds
+        ("crop_box", pa.list_(pa.float32(), 4)),        # x0, y0, x1, y1 source px (square)
+        ("bbox", pa.list_(pa.float32(), 4)),            # detector box, NaN where no face
+        ("landmarks", pa.list_(pa.float32(), 136)),     # 68 x (x, y) crop px
+        ("source_landmarks", pa.list_(pa.float32(), 136)),  # 68 x (x, y) source px
+        ("score", pa.float32()), ("valid", pa.bool_()), ("n_faces", pa.int16()), ("flags", pa.int16()),
+        ("backend", pa.string()),
+        ("image", pa.binary()),                         # encoded crop (JPEG / PNG)
+    ])
+
+
 def write_video_frames(root: Path, video_id: str, rows: dict[str, list]) -> Path:
     """Write one video's frame table (``rows``: column -> values, includes ``image`` bytes)."""
     import pyarrow as pa
@@ -73,7 +92,7 @@ def write_video_frames(root: Path, video_id: str, rows: dict[str, list]) -> Path
 
     path, _ = video_paths(root, video_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table(rows)
+    table = pa.table(rows, schema=frame_schema())
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
