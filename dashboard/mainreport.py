@@ -1,0 +1,181 @@
+"""Turn the main job's stage results into ``report.md`` + ``report.html`` with PNG figures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dashboard.report import Report, fmt, write_report
+
+FRAMES_PER_STRIP = 5        # frames shown per animation in the sample-frames figure
+RESPONSIBLE_USE = (
+    "faceforge makes deepfakes in order to measure detectors against them. Every render it makes is "
+    "C2PA-signed and carries an invisible watermark; the only exception is the corpus's optional "
+    "un-watermarked ablation twins, which are still signed. Use it for research and testing.")
+
+
+def build_report(out: Path, results: dict[str, dict], cfg) -> tuple[Path, Path]:
+    rep = Report("faceforge — main job report")
+    rep.p(f"Output folder: `{out}`. Data: the embedded sample ({cfg.sample}). "
+          f"Resolution {cfg.resolution} px. Every number below is read from the stage result files in "
+          "`stages/*.json` written by this run.")
+    rep.p(RESPONSIBLE_USE)
+    _timings(rep, results)
+    if "prepare" in results:
+        _prepare(rep, results["prepare"])
+    if "fit" in results:
+        _generator(rep, out, results)
+    if "eval" in results:
+        _eval(rep, out, results["eval"])
+    if "corpus" in results:
+        _corpus(rep, results["corpus"])
+    if "detect" in results:
+        _detect(rep, out, results["detect"])
+    if "provenance" in results:
+        _provenance(rep, results["provenance"])
+    rep.h("Open it in the dashboard")
+    rep.code(f"faceforge dashboard --corpus {out / 'corpus'} --runs {out / 'detect'}")
+    return write_report(rep, out)
+
+
+def _timings(rep: Report, results: dict) -> None:
+    rep.h("Stages and timings")
+    total = sum(r.get("seconds", 0.0) for r in results.values())
+    rows = [(name, r.get("seconds")) for name, r in results.items()] + [("total", total)]
+    rep.table(["stage", "seconds"], rows, caption="wall-clock seconds per stage (2-core CPU unless stated)")
+
+
+def _prepare(rep: Report, r: dict) -> None:
+    rep.h("1. Prepare: faces, landmarks, crops")
+    rep.table(["videos", "frames", "frames with a face", "landmark backend", "cache size (MiB)", "failed"],
+              [(r["n_videos"], r["n_frames"], r["n_valid_frames"], r["backend"], r["size_mib"],
+                len(r.get("failed", [])))])
+
+
+def _generator(rep: Report, out: Path, results: dict) -> None:
+    fit, anim = results["fit"], results.get("animate", {})
+    rep.h("2. The few-shot generator: fitting and animation")
+    rep.p(f"Checkpoint `{fit['generator_version']}` (sha256 `{fit['checkpoint_sha256'][:16]}…`).")
+    rows = [(kind, info["source"], info["T"], ", ".join(info["persons"])) for kind, info in fit["fitted"].items()]
+    rep.table(["who", "source", "T", "fitted modes"], rows)
+    renders = anim.get("renders", {})
+    if renders:
+        rows = [(name, r.get("generator"), r.get("retargeted"), r.get("n_frames"), r.get("render_fps"),
+                 len(r.get("driver_missing_frames", []))) for name, r in renders.items()]
+        rep.table(["render", "generator", "retargeted", "frames", "render frames/s", "driver frames w/o face"],
+                  rows, caption=f"animations driven by {anim.get('driver')}")
+        png = _sample_frames_figure(out, renders)
+        if png:
+            rep.image(png.relative_to(out), "driver | landmarks | output, frames across each animation")
+
+
+def _sample_frames_figure(out: Path, renders: dict) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from forge.data import read_video
+
+    strips = []
+    for name, r in renders.items():
+        path = r.get("sbs_path")
+        if not path or not Path(path).exists():
+            continue
+        frames = [f.image for f in read_video(path)]
+        idx = np.linspace(0, len(frames) - 1, min(FRAMES_PER_STRIP, len(frames))).astype(int)
+        strips.append((name, np.concatenate([frames[i] for i in idx], axis=1)))
+    if not strips:
+        return None
+    fig, axes = plt.subplots(len(strips), 1, figsize=(12, 1.6 * len(strips)), squeeze=False)
+    for ax, (name, strip) in zip(axes[:, 0], strips):
+        ax.imshow(strip)
+        ax.set_axis_off()
+        ax.set_title(name, fontsize=9, loc="left")
+    fig.tight_layout()
+    png = out / "figures" / "sample_frames.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def _eval(rep: Report, out: Path, r: dict) -> None:
+    rep.h("3. Generator evaluation (the paper's protocol, held-out identities)")
+    table = r.get("table") or r.get("rows") or []
+    if table:
+        cols = [c for c in ("method", "mode", "T", "ssim", "psnr", "csim", "landmark_error", "fid", "n")
+                if c in table[0]]
+        rep.table(cols, [[row.get(c) for c in cols] for row in table],
+                  caption="means over held-out videos; CSIM from dlib's ResNet descriptor (a relative measure)")
+    for key in ("grid_png", "grid"):
+        if r.get(key) and Path(r[key]).exists():
+            rep.image(_local(out, r[key]), "real | warp | FF | FT per held-out frame")
+            break
+    if r.get("notes"):
+        rep.p(" ".join(map(str, r["notes"])) if isinstance(r["notes"], list) else str(r["notes"]))
+
+
+def _corpus(rep: Report, r: dict) -> None:
+    rep.h("4. The benchmark corpus")
+    card = r.get("card", {})
+    counts = card.get("counts", {})
+    rows = _flatten_counts(counts)
+    if rows:
+        rep.table(["count", "n"], rows, caption="items per split / label / generator / compression")
+    rep.p(f"Corpus folder: `{r.get('corpus')}`; items: {card.get('n_items', '–')}; "
+          f"skipped sources: {card.get('n_errors', 0)}.")
+
+
+def _flatten_counts(counts: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    rows = []
+    if isinstance(counts, dict):
+        for k, v in counts.items():
+            rows += _flatten_counts(v, f"{prefix}{k} / " if prefix or isinstance(v, dict) else f"{k}")
+            if not isinstance(v, dict):
+                rows[-1] = (f"{prefix}{k}", v)
+    return rows
+
+
+def _detect(rep: Report, out: Path, r: dict) -> None:
+    rep.h("5. Detector on the held-out split")
+    m = r.get("metrics", {})
+    rows = []
+    for level in ("frame", "video"):
+        lm = m.get(level, m if level == "video" else {})
+        if lm:
+            rows.append((level, lm.get("auc"), lm.get("ap"), lm.get("eer"), lm.get("accuracy"),
+                         lm.get("log_loss"), lm.get("ece"), lm.get("n")))
+    if rows:
+        rep.table(["level", "AUC", "AP", "EER", "accuracy", "log loss", "ECE", "n"], rows,
+                  caption=f"run `{r.get('run')}`")
+    eval_dir = Path(r.get("run", "")) / "eval" / "test"
+    for png in ("roc.png", "pr.png", "reliability.png"):
+        p = eval_dir / png
+        if p.exists():
+            rep.image(_local(out, p), png[:-4].upper() + " curve", width=420)
+
+
+def _provenance(rep: Report, r: dict) -> None:
+    rep.h("6. Provenance: signed, re-encoded (stripped) and tampered files")
+    rows = []
+    for name, v in r.get("verdicts", {}).items():
+        wm = v.get("watermark") or {}
+        rows.append((name, v.get("verdict"), fmt(wm.get("confidence")) if isinstance(wm, dict) else "–",
+                     v.get("detail") or v.get("reason") or ""))
+    rep.table(["file", "verdict", "watermark confidence", "detail"], rows)
+
+
+def _local(out: Path, path: str | Path) -> Path:
+    """A figure path relative to the report folder (copied in when it lives elsewhere)."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(out.resolve())
+    except ValueError:
+        dst = out / "figures" / path.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst)
+        return dst.relative_to(out)
