@@ -26,7 +26,6 @@ def discover() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.path.insert(0, str(HERE.parent))  # script mode only; the package is normally installed
     from forge.common import write_json_atomic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
