@@ -151,18 +151,20 @@ def counts(df, column: str):
     return out.sort_values(column, key=lambda s: s.astype(str)).reset_index(drop=True)
 
 
-def display_values(series):
-    """A column as strings for filters/charts: None/NaN -> ``(none)``, 8.0 -> ``8``."""
-    def fmt(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return MISSING
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        if isinstance(v, (bool, np.bool_)):
-            return "true" if v else "false"
-        return str(v)
+def fmt_value(v: Any) -> str:
+    """One cell as display text: None/NaN -> ``(none)``, 8.0 -> ``8``, True -> ``true``."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return MISSING
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
-    return series.map(fmt).astype(str)
+
+def display_values(series):
+    """A column as display strings (see :func:`fmt_value`), for filters and charts."""
+    return series.map(fmt_value).astype(str)
 
 
 def filter_kinds(df) -> dict[str, str]:

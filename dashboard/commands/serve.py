@@ -47,6 +47,7 @@ def build_command(args) -> list[str]:
            "--server.fileWatcherType", "none",
            "--server.runOnSave", "false",
            "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer",
            "--", "--corpus", str(Path(args.corpus).resolve()),
            "--max-upload-mb", str(args.max_upload_mb)]
     for flag in ("runs", "results", "db", "cache"):

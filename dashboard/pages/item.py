@@ -59,7 +59,7 @@ if df is not None:
         st.stop()
     cfg = ui.config()
     st.markdown(f"### `{row['item_id']}` · **{row['label']}** · {row.get('generator')}"
-                + (f" · mode {row['mode']} · T={row['T']}" if row.get("mode") else "")
+                + (f" · mode {row['mode']} · T={data.fmt_value(row['T'])}" if row.get("mode") else "")
                 + f" · {row.get('compression')}")
 
     rel = data.related_items(df, row)

@@ -1,0 +1,285 @@
+"""dashboard.data / dashboard.review / the serve command: values on a tiny fixture corpus + run."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import data
+from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest
+from dashboard.review import (ReviewStore, Triplet, agreement_with_truth, inter_reviewer_agreement, make_triplet,
+                              user_metric, wilson_interval)
+from forge.common import FaceforgeError
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dash")
+    corpus = make_fixture_corpus(root / "corpus", size=48, n_frames=4)
+    make_fixture_run(root / "runs" / "cnn", corpus)
+    make_fixture_results(root / "results")
+    return root
+
+
+# ---------------------------------------------------------------- corpus
+def test_manifest_has_contract_columns_and_counts(fx):
+    df = data.load_manifest(fx / "corpus")
+    assert set(data.MANIFEST_COLUMNS) <= set(df.columns)
+    assert len(df) == 18  # 3 identities x (2 real + 2 generators x 2 compressions)
+    by_label = data.counts(df, "label").set_index("label")["count"].to_dict()
+    assert by_label == {"fake": 12, "real": 6}
+    by_t = data.counts(df, "T").set_index("T")["count"].to_dict()
+    assert by_t == {"(none)": 6, "1": 6, "8": 6}  # reals have no T; 8.0 shows as "8"
+
+
+def test_filters_on_any_column(fx):
+    df = data.load_manifest(fx / "corpus")
+    shown = df.apply(data.display_values)
+    hit = data.apply_filters(shown, {"generator": ["warp"], "compression": ["c23"]}, {"item_id": "_D0_BY"})
+    assert df.loc[hit.index, "item_id"].tolist() == ["warp_d0_by_d3_c23"]
+    assert len(data.apply_filters(shown, {"mode": ["(none)"]})) == 12  # reals + warp have no mode
+    rows, n_pages = data.page_slice(df, 2, 8)
+    assert n_pages == 3 and rows.index.tolist() == list(range(8, 16))
+
+
+def test_missing_manifest_and_required_column(tmp_path):
+    with pytest.raises(FaceforgeError, match="corpus manifest not found"):
+        data.load_manifest(tmp_path)
+    pd.DataFrame({"item_id": ["a"], "path": ["a.mp4"]}).to_parquet(tmp_path / "manifest.parquet")
+    with pytest.raises(FaceforgeError, match="required column 'label'"):
+        data.load_manifest(tmp_path)
+
+
+def test_paths_never_leave_the_roots(fx):
+    corpus = fx / "corpus"
+    for bad in ("../runs/cnn/metrics.json", "/etc/passwd", "items/../../runs/cnn/config.yaml"):
+        with pytest.raises(FaceforgeError, match="escapes|relative"):
+            data.corpus_file(corpus, bad)
+    with pytest.raises(FaceforgeError, match="escapes"):
+        data.run_file(fx / "runs", "../corpus/manifest.parquet")
+    with pytest.raises(FaceforgeError, match="escapes"):
+        data.load_landmarks(corpus, {"landmarks_path": "../../x.npy"})
+    assert data.corpus_file(corpus, "items/real_d0_a.mp4").is_file()
+
+
+def test_thumbnail_and_playable_made_once(fx, tmp_path):
+    df = data.load_manifest(fx / "corpus")
+    row = data.get_row(df, "fewshot_d0_by_d3_raw")
+    thumb = data.thumbnail(fx / "corpus", row, tmp_path, size=32)
+    first = thumb.stat().st_mtime_ns
+    assert data.thumbnail(fx / "corpus", row, tmp_path, size=32).stat().st_mtime_ns == first
+    from PIL import Image
+
+    assert Image.open(thumb).size == (32, 32)
+    play = data.playable_video(fx / "corpus", row, tmp_path)
+    frames = data.read_frames(play)
+    assert frames.shape == (4, 256, 256, 3)  # 48 px upscaled to MIN_PLAY_SIDE, 4 frames
+    import av
+
+    with av.open(str(play)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # browsers can play it
+
+
+def test_landmark_overlay_draws_green_lines(fx):
+    df = data.load_manifest(fx / "corpus")
+    row = data.get_row(df, "real_d3_a")
+    lm = data.load_landmarks(fx / "corpus", row)
+    assert lm.shape == (4, 68, 2) and lm.dtype == np.float32
+    frame = np.zeros((48, 48, 3), np.uint8)
+    view = data.frame_view(frame, lm[0])
+    assert view.shape == (288, 288, 3)
+    green = (view[..., 1] > 200) & (view[..., 0] < 60)
+    assert green.sum() > 500  # the 68-point contours are drawn
+    assert data.frame_view(frame).max() == 0
+
+
+def test_related_items(fx):
+    df = data.load_manifest(fx / "corpus")
+    rel = data.related_items(df, data.get_row(df, "fewshot_d0_by_d3_c23"))
+    assert set(rel["source"]["item_id"]) == {"real_d0_a", "real_d0_b"}
+    assert set(rel["driver"]["item_id"]) == {"real_d3_a", "real_d3_b"}
+    assert rel["variants"]["item_id"].tolist() == ["fewshot_d0_by_d3_raw"]
+
+
+def test_10k_manifest_loads_and_filters_fast(fx, tmp_path):
+    big = synthetic_manifest(10_000, data.load_manifest(fx / "corpus"))
+    big.to_parquet(tmp_path / "manifest.parquet", index=False)
+    t0 = time.perf_counter()
+    df = data.load_manifest(tmp_path)
+    shown = df.apply(data.display_values)
+    hit = data.apply_filters(shown, {"label": ["fake"], "generator": ["warp"]}, {"item_id": "d3"})
+    kinds = data.filter_kinds(df)
+    elapsed = time.perf_counter() - t0
+    assert len(df) == 10_000
+    # 4 of the 18 template rows match; 10,000 = 555 x 18 + 10 and 2 matches fall in the first 10
+    assert len(hit) == 555 * 4 + 2
+    assert kinds["item_id"] == "text" and kinds["label"] == "choice"
+    assert elapsed < 5.0, f"10k manifest load + filter took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------- runs
+def test_runs_metrics_cross_matrix_and_worst(fx):
+    runs = data.find_runs(fx / "runs")
+    assert [r.name for r in runs] == ["cnn"] and runs[0].evals == ("test",)
+    table = data.metrics_table(runs)
+    assert table["eval"].tolist() == ["val", "test"] and table.loc[0, "auc"] == pytest.approx(0.9)
+    df = data.load_manifest(fx / "corpus")
+    merged = data.with_truth(data.load_scores(runs[0], "test"), df)
+    assert len(merged) == 18
+    m = data.cross_matrix(merged, "generator", "compression")
+    assert list(m.index) == ["fewshot", "warp"] and list(m.columns) == ["c23", "raw"]
+    # compressed warp fakes (score ~0.3) vs reals (~0.2, one at 0.93): 3 fakes x 6 reals
+    fake = merged[(merged["generator"] == "warp") & (merged["compression"] == "c23")]["score"].to_numpy()
+    real = merged[merged["y"] == 0]["score"].to_numpy()
+    expected = np.mean([(f > r) + 0.5 * (f == r) for f in fake for r in real])
+    assert m.loc["warp", "c23"] == pytest.approx(expected)
+    fp, fn = data.worst_errors(merged, k=5)
+    assert fp["item_id"].tolist() == ["real_d0_a"] and fp["score"].iloc[0] == pytest.approx(0.93)
+    assert set(fn["generator"]) == {"warp"} and fn["score"].is_monotonic_increasing
+    frames = data.item_frame_scores(runs, "real_d0_a")
+    assert len(frames) == 4 and frames["series"].unique().tolist() == ["cnn/test"]
+
+
+def test_score_columns_normalized():
+    raw = pd.DataFrame({"path": ["a/x.mp4", "a/y.mp4"], "frame_index": [0, 1], "p_fake": [0.1, 0.9],
+                        "label": ["real", "fake"]})
+    out = data.normalize_scores(raw)
+    assert out["item_id"].tolist() == ["x", "y"] and out["y"].tolist() == [0, 1]
+    assert out["frame"].tolist() == [0, 1]
+    with pytest.raises(FaceforgeError, match="score column"):
+        data.normalize_scores(pd.DataFrame({"item_id": ["a"]}))
+
+
+def test_study_matrices_and_empty_runs(fx, tmp_path):
+    [(title, table)] = data.study_matrices(fx / "results")
+    assert title == "detect_cross: auc" and table.loc["warp", "fewshot"] == pytest.approx(0.64)
+    assert data.find_runs(tmp_path) == [] and data.find_runs(None) == []
+    assert data.study_matrices(tmp_path) == []
+
+
+def test_provenance_unavailable_is_reported(fx, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "provenance.api", None)  # import fails
+    out = data.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
+    assert out["available"] is False and "unavailable" in out["reason"]
+
+
+# ---------------------------------------------------------------- review
+def test_wilson_interval_hand_values():
+    lo, hi = wilson_interval(8, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_review_store_persists_and_exports(tmp_path):
+    db = tmp_path / "review.sqlite"
+    store = ReviewStore(db)
+    store.add_label("alice", "a", "fake", "mouth blur")
+    store.add_label("alice", "a", "real")  # a later label wins
+    store.add_label("bob", "a", "unsure")
+    again = ReviewStore(db)  # a new process/rerun sees the same labels
+    assert again.label_for("alice", "a")["label"] == "real"
+    assert len(again.labels(latest=False)) == 3 and len(again.labels()) == 2
+    n = again.export_csv(tmp_path / "labels.csv")
+    csv = pd.read_csv(tmp_path / "labels.csv")
+    assert n == 2 and set(csv.columns) == {"reviewer", "item_id", "label", "note", "created_at"}
+    with pytest.raises(FaceforgeError, match="label must be one of"):
+        store.add_label("alice", "a", "maybe")
+    with pytest.raises(FaceforgeError, match="reviewer name"):
+        store.add_label("  ", "a", "fake")
+    (tmp_path / "bad.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(FaceforgeError, match="unusable"):
+        ReviewStore(tmp_path / "bad.sqlite")
+
+
+def test_agreement_kappa_hand_values():
+    manifest = pd.DataFrame({"item_id": list("abcd"), "label": ["real", "real", "fake", "fake"]})
+    labels = pd.DataFrame({"reviewer": ["r1"] * 4 + ["r2"] * 4, "item_id": list("abcd") * 2,
+                           "label": ["real", "fake", "fake", "fake", "real", "fake", "fake", "unsure"]})
+    truth = agreement_with_truth(labels, manifest).set_index("reviewer")
+    # r1: po = 3/4, pe = .5*.25 + .5*.75 = .5 -> kappa = .5
+    assert truth.loc["r1", "accuracy"] == pytest.approx(0.75) and truth.loc["r1", "kappa"] == pytest.approx(0.5)
+    assert truth.loc["r2", "n_decided"] == 3
+    pairs = inter_reviewer_agreement(labels)
+    assert pairs.loc[0, "n_common"] == 4 and pairs.loc[0, "agreement"] == pytest.approx(0.75)
+    # 3x3 table: po = .75, pe = (1/4*1/4) + (3/4*2/4) + 0 = .4375 -> kappa = .3125/.5625
+    assert pairs.loc[0, "kappa"] == pytest.approx(0.3125 / 0.5625)
+
+
+def test_triplets_and_user_metric(fx, tmp_path):
+    df = data.load_manifest(fx / "corpus")
+    rng = np.random.default_rng(0)
+    seen_positions = set()
+    for _ in range(12):
+        t = make_triplet(df, rng, condition={"generator": "fewshot", "mode": "ft", "T": 8})
+        fake_row = data.get_row(df, t.fake[0])
+        assert fake_row["label"] == "fake" and fake_row["generator"] == "fewshot"
+        assert fake_row["compression"] == "raw"
+        for item, frame in t.reals:
+            real = data.get_row(df, item)
+            assert real["label"] == "real" and real["source_identity"] == t.identity
+            assert 0 <= frame < real["n_frames"]
+        assert sorted(t.order) == [0, 1, 2] and t.shown[t.fake_position] == t.fake
+        seen_positions.add(t.fake_position)
+    assert seen_positions == {0, 1, 2}  # the fake is not always in the same place
+    with pytest.raises(FaceforgeError, match="no fake item"):
+        make_triplet(df, rng, condition={"generator": "nope"})
+
+    store = ReviewStore(tmp_path / "r.sqlite")
+    t = Triplet("d0", ("f", 0), (("r1", 0), ("r2", 1)), (1, 0, 2), "fewshot", "ft", "8")
+    assert t.fake_position == 1
+    assert store.add_trial("alice", t, 1) is True
+    assert store.add_trial("alice", t, 0) is False
+    t2 = Triplet("d0", ("w", 0), (("r1", 0), ("r2", 1)), (0, 1, 2), "warp", "none", "1")
+    for pick in (0, 0, 0, 2):
+        store.add_trial("bob", t2, pick)
+    table = user_metric(store.trials()).set_index("generator")
+    assert table.loc["fewshot", "n"] == 2 and table.loc["fewshot", "user"] == pytest.approx(0.5)
+    assert table.loc["warp", "correct"] == 3 and table.loc["warp", "user"] == pytest.approx(0.75)
+    lo, hi = wilson_interval(3, 4)
+    assert table.loc["warp", "ci_low"] == pytest.approx(lo) and table.loc["warp", "ci_high"] == pytest.approx(hi)
+    assert table.loc["all", "n"] == 6 and table.loc["all", "correct"] == 4
+    with sqlite3.connect(tmp_path / "r.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 6
+
+
+# ---------------------------------------------------------------- serve command
+def _serve_args(**kw):
+    base = dict(corpus=None, runs=None, results=None, db=None, cache=None, host="127.0.0.1", port=8501,
+                max_upload_mb=50, print_command=True)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_serve_command_line(fx, tmp_path):
+    from dashboard.commands.serve import build_command
+
+    cmd = build_command(_serve_args(corpus=fx / "corpus", runs=fx / "runs"))
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    after = cmd[cmd.index("--") + 1:]
+    assert after[after.index("--corpus") + 1] == str((fx / "corpus").resolve())
+    assert after[after.index("--runs") + 1] == str((fx / "runs").resolve())
+    cfg = data.parse_app_args(after)
+    assert cfg.corpus == (fx / "corpus").resolve() and cfg.runs == (fx / "runs").resolve()
+    assert cfg.review_db == (fx / "corpus").resolve() / "review.sqlite"
+    with pytest.raises(FaceforgeError, match="corpus manifest not found"):
+        build_command(_serve_args(corpus=tmp_path))
+    with pytest.raises(FaceforgeError, match="runs folder not found"):
+        build_command(_serve_args(corpus=fx / "corpus", runs=tmp_path / "nope"))
+
+
+def test_cli_error_exit(tmp_path, capsys):
+    from forge.cli import main
+
+    assert main(["dashboard", "--corpus", str(tmp_path)]) == 2
+    assert "corpus manifest not found" in capsys.readouterr().err
