@@ -1,1 +1,38 @@
-"""faceforge.provenance — C2PA manifests, an invisible watermark, and verification of any file."""
+"""faceforge.provenance — C2PA manifests, an invisible watermark, and verification of any file.
+
+Public API (imported lazily, so ``import provenance`` pulls in neither c2pa nor cv2)::
+
+    init_identity(key_dir, force=False) -> Identity      load_identity(key_dir) -> Identity
+    new_payload() -> int
+    sign_file(src, dst, *, identity, generation, ingredients=(), actions=("created",), payload=None, store=None)
+    verify_file(path, *, trust_anchors=None, store=None) -> dict   (key "verdict", see provenance.api)
+    embed(frames, payload) -> frames                     decode(frames) -> WatermarkResult
+    Store(sqlite_path)                                   WatermarkConfig, VERDICTS
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "init_identity": "keys", "load_identity": "keys", "identity_from_files": "keys", "Identity": "keys",
+    "Signer": "keys", "LocalKeySigner": "keys",
+    "new_payload": "api", "sign_file": "api", "verify_file": "api", "VERDICTS": "api",
+    "embed": "watermark", "decode": "watermark", "WatermarkConfig": "watermark", "WatermarkResult": "watermark",
+    "Store": "store",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provenance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"provenance.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

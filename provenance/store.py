@@ -1,0 +1,127 @@
+"""The provenance store: one SQLite row per signed render, so a stripped file can be traced back.
+
+A render is found again by its watermark payload (survives re-encoding and screenshots), by the
+SHA-256 of the signed file (exact copies), or, as a hint only, by a perceptual hash of its first
+frame. Safe for several processes (WAL journal, busy timeout); re-recording the same signed file
+(same sha256 + path) replaces its row, so an interrupted corpus render can simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from forge.common import FaceforgeError
+
+SCHEMA_VERSION = 1
+PHASH_HINT_DISTANCE = 6  # Hamming distance (of 64 bits) under which a pHash match is reported as a hint
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS renders (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT,                -- 16 hex digits, NULL when not watermarked
+    sha256 TEXT NOT NULL,        -- of the signed file
+    phash TEXT,                  -- imagehash.phash of the first frame, 16 hex digits
+    path TEXT NOT NULL,
+    mime TEXT,
+    manifest_label TEXT,
+    manifest_json TEXT,          -- the active manifest as c2pa reports it
+    generation_json TEXT,
+    actions TEXT,
+    ingredients TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (sha256, path)
+);
+CREATE INDEX IF NOT EXISTS renders_payload ON renders (payload);
+CREATE INDEX IF NOT EXISTS renders_sha256 ON renders (sha256);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+_COLUMNS = ("payload", "sha256", "phash", "path", "mime", "manifest_label", "manifest_json",
+            "generation_json", "actions", "ingredients", "created_at")
+
+
+def payload_hex(payload: int | None) -> str | None:
+    return None if payload is None else f"{int(payload) & ((1 << 64) - 1):016x}"
+
+
+class Store:
+    """SQLite record of every signed render. ``Store(path)``; also a context manager."""
+
+    def __init__(self, sqlite_path: str | os.PathLike):
+        self.path = Path(sqlite_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.commit()
+        except sqlite3.DatabaseError as e:
+            raise FaceforgeError(f"provenance store {self.path} is not usable: {e}") from None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM renders").fetchone()[0])
+
+    def record(self, *, sha256: str, path: str, payload: int | None = None, phash: str | None = None,
+               mime: str | None = None, manifest_label: str | None = None,
+               manifest: dict | None = None, generation: dict | None = None,
+               actions: list[str] | tuple[str, ...] = (), ingredients: list[str] | tuple[str, ...] = ()) -> int:
+        """Insert (or replace) one render; returns its row id."""
+        row = (payload_hex(payload), sha256, phash, str(path), mime, manifest_label,
+               json.dumps(manifest, default=str) if manifest is not None else None,
+               json.dumps(generation, default=str) if generation is not None else None,
+               json.dumps(list(actions)), json.dumps([str(i) for i in ingredients]), time.time())
+        with self._db:
+            cur = self._db.execute(
+                f"INSERT OR REPLACE INTO renders ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                row)
+        return int(cur.lastrowid)
+
+    def _rows(self, sql: str, args: tuple) -> list[dict[str, Any]]:
+        out = []
+        for r in self._db.execute(sql, args).fetchall():
+            d = dict(r)
+            for key in ("manifest_json", "generation_json", "actions", "ingredients"):
+                d[key.removesuffix("_json")] = json.loads(d.pop(key)) if d.get(key) else None
+            out.append(d)
+        return out
+
+    def by_payload(self, payload: int) -> list[dict[str, Any]]:
+        """Renders carrying this watermark payload, the original (created) render first."""
+        rows = self._rows("SELECT * FROM renders WHERE payload = ? ORDER BY id", (payload_hex(payload),))
+        return sorted(rows, key=lambda r: "created" not in (r.get("actions") or []))
+
+    def by_sha256(self, sha256: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM renders WHERE sha256 = ? ORDER BY id", (sha256,))
+
+    def near_phash(self, phash: str, max_distance: int = PHASH_HINT_DISTANCE, limit: int = 5) -> list[dict[str, Any]]:
+        """Renders whose first-frame pHash is within ``max_distance`` bits (a hint, not a proof)."""
+        target = int(phash, 16)
+        hits = []
+        for rid, ph in self._db.execute("SELECT id, phash FROM renders WHERE phash IS NOT NULL"):
+            dist = bin(target ^ int(ph, 16)).count("1")
+            if dist <= max_distance:
+                hits.append((dist, rid))
+        hits.sort()
+        out = []
+        for dist, rid in hits[:limit]:
+            row = self._rows("SELECT * FROM renders WHERE id = ?", (rid,))[0]
+            row["phash_distance"] = dist
+            out.append(row)
+        return out
