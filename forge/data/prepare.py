@@ -70,6 +70,11 @@ class Item:
 
 
 # ---------------------------------------------------------------- input discovery
+def ascii_id(text: str) -> str:
+    """An ASCII file-system-safe id (``safe_name`` after replacing non-ASCII characters)."""
+    return safe_name("".join(c if c.isascii() else "_" for c in text), ID_MAX_LEN)
+
+
 def _printable(path: Path) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
@@ -107,14 +112,14 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[Item]:
         raise FaceforgeError(f"no video or image files found in {', '.join(map(str, inputs))}")
     items, seen = [], set()
     for path, identity, key in sorted(raw, key=lambda r: _printable(r[0])):
-        base = safe_name(key.replace(os.sep, "__"), ID_MAX_LEN)
+        base = ascii_id(key.replace(os.sep, "__"))
         vid = base
         if vid in seen:  # collision after sanitising/truncation: disambiguate by the path's hash
             vid = f"{base[:ID_MAX_LEN - 9]}-{hashlib.sha1(os.fsencode(str(path))).hexdigest()[:8]}"
         if vid in seen:
             continue  # the same file given twice
         seen.add(vid)
-        items.append(Item(path=str(path), source=_printable(path), identity=safe_name(identity, ID_MAX_LEN),
+        items.append(Item(path=str(path), source=_printable(path), identity=ascii_id(identity),
                           video_id=vid, kind="image" if is_image(path) else "video"))
     return sorted(items, key=lambda it: it.video_id)
 
