@@ -1,0 +1,1 @@
+"""Detectors, one small class each, registered by name in :mod:`detect.registry`."""

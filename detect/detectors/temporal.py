@@ -1,0 +1,115 @@
+"""Temporal detector: what a landmark-driven generator gets wrong over time.
+
+Per clip window of ``cfg.window`` frames (stride half a window):
+- landmark dynamics (from the item's landmarks, normalised by the inter-ocular distance): per facial
+  region, speed, acceleration and jitter (residual after a 3-frame moving average) statistics, and
+  the stability of the face scale;
+- texture dynamics (from the pixels): frame-difference energy statistics, flicker of the fine
+  (Laplacian) detail, inner-face vs border motion, and the high-frequency share of the temporal
+  spectrum.
+Features -> histogram gradient boosting (missing landmark features are NaN, which it handles).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detect.detectors.base import FeatureDetector, resize_frames
+from detect.detectors.frequency import to_gray
+from detect.registry import register
+
+REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48),
+           "mouth": slice(48, 68)}
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
+MIN_IOD = 1e-3               # inter-ocular distance floor (degenerate landmarks)
+TEXTURE_SIZE = 32            # frames are resized to this before texture statistics (resolution-agnostic)
+INNER_FRACTION = 0.5         # central square (this share of the side) counted as "inner face"
+N_LANDMARK_FEATURES = len(REGIONS) * 5 + 2
+N_TEXTURE_FEATURES = 8
+EPS = 1e-8
+
+
+def window_starts(n: int, window: int) -> list[int]:
+    """Window starts with stride window//2 covering all ``n`` frames (one short window if n < window)."""
+    if n <= window:
+        return [0]
+    stride = max(1, window // 2)
+    starts = list(range(0, n - window + 1, stride))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return starts
+
+
+def landmark_features(lm: np.ndarray | None) -> np.ndarray:
+    """``(W, 68, 2)`` -> ``(N_LANDMARK_FEATURES,)``; NaN when landmarks are missing or W < 3."""
+    out = np.full(N_LANDMARK_FEATURES, np.nan)
+    if lm is None or len(lm) < 3 or not np.all(np.isfinite(lm)):
+        return out
+    iod = np.linalg.norm(lm[:, LEFT_EYE].mean(1) - lm[:, RIGHT_EYE].mean(1), axis=-1)  # (W,)
+    lm = lm / max(float(iod.mean()), MIN_IOD)
+    speed = np.linalg.norm(np.diff(lm, axis=0), axis=-1)          # (W-1, 68)
+    acc = np.linalg.norm(np.diff(lm, n=2, axis=0), axis=-1)       # (W-2, 68)
+    smooth = (lm[:-2] + lm[1:-1] + lm[2:]) / 3.0                  # (W-2, 68, 2)
+    jitter = np.linalg.norm(lm[1:-1] - smooth, axis=-1)           # (W-2, 68)
+    feats = []
+    for sl in REGIONS.values():
+        feats += [speed[:, sl].mean(), speed[:, sl].std(), acc[:, sl].mean(), acc[:, sl].max(), jitter[:, sl].mean()]
+    feats += [iod.std() / max(float(iod.mean()), MIN_IOD),        # face-scale stability
+              float(np.mean(acc) / (np.mean(speed) + EPS))]        # how jerky the motion is
+    out[:] = feats
+    return out
+
+
+def _laplacian(gray: np.ndarray) -> np.ndarray:
+    """4-neighbour Laplacian of ``(W, S, S)`` (edges replicated)."""
+    p = np.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    return p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * gray
+
+
+def texture_features(frames: np.ndarray) -> np.ndarray:
+    """``(W, S, S, 3) uint8`` -> ``(N_TEXTURE_FEATURES,)``; NaN when W < 3."""
+    out = np.full(N_TEXTURE_FEATURES, np.nan)
+    if len(frames) < 3:
+        return out
+    g = to_gray(resize_frames(frames, TEXTURE_SIZE))              # (W, s, s)
+    d = np.abs(np.diff(g, axis=0))                                # (W-1, s, s)
+    e = d.mean(axis=(1, 2))                                       # (W-1,) difference energy per step
+    s = g.shape[1]
+    a, b = int(s * (1 - INNER_FRACTION) / 2), int(s * (1 + INNER_FRACTION) / 2)
+    inner = d[:, a:b, a:b].mean()
+    border = (d.sum() - d[:, a:b, a:b].sum()) / max(d[0].size - (b - a) ** 2, 1) / len(d)
+    lap = _laplacian(g)                                           # (W, s, s) fine detail
+    detail_flicker = np.abs(np.diff(lap, axis=0)).mean() / (np.abs(lap).mean() + EPS)
+    spec = np.abs(np.fft.rfft(g - g.mean(0), axis=0)) ** 2        # (W//2+1, s, s) temporal spectrum
+    band = spec.mean(axis=(1, 2))[1:]                             # drop DC
+    high_share = band[len(band) // 2:].sum() / (band.sum() + EPS)
+    out[:] = [e.mean(), e.std(), e.max() / (e.mean() + EPS), np.abs(np.diff(e)).mean() / (e.mean() + EPS),
+              inner / (border + EPS), detail_flicker, high_share, np.log(e.mean() + EPS)]
+    return out
+
+
+@register("temporal")
+class TemporalBoosting(FeatureDetector):
+    """Landmark + texture dynamics over clip windows -> histogram gradient boosting."""
+
+    needs_landmarks = True
+
+    def features(self, frames, landmarks=None):
+        n, w = len(frames), self.cfg.window
+        starts = window_starts(n, w)
+        members = np.zeros((len(starts), n), dtype=bool)         # (K, N)
+        feats = []
+        for k, s0 in enumerate(starts):
+            sl = slice(s0, min(s0 + w, n))
+            members[k, sl] = True
+            lm = None if landmarks is None else landmarks[sl]
+            feats.append(np.concatenate([landmark_features(lm), texture_features(frames[sl])]))
+        return np.stack(feats), members                            # (K, D), (K, N)
+
+    def make_classifier(self, n_rows):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=int(self.cfg.extra.get("max_iter", 150)), learning_rate=0.1, max_depth=3,
+            min_samples_leaf=min(20, max(2, n_rows // 20)), l2_regularization=1.0,
+            random_state=self.cfg.seed)

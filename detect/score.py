@@ -1,0 +1,141 @@
+"""Score any user videos/images with a trained detector run.
+
+Faces are found with the same pipeline as ``forge prepare`` (``forge.data.clip.extract_clip``) at
+the corpus crop resolution the run was trained on; files with no face or that cannot be decoded
+are reported with a status and the batch carries on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from detect.config import DetectConfig
+from detect.detectors.base import Detector
+from detect.metrics import aggregate
+from detect.registry import get_detector_class
+from forge.common import FaceforgeError, get_logger, load_config
+
+log = get_logger("detect.score")
+
+FACE_MODES = ("detect", "none")   # find + crop faces, or score the centre square as is (pre-cropped input)
+DEFAULT_MAX_FRAMES = 64           # frames read per user video
+DEFAULT_CROP = 64                 # crop side when a run does not record its corpus resolution
+STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
+VIDEO_COLUMNS = ["file", "status", "error", "n_frames", "n_valid", "score", "label", "threshold"]
+FRAME_COLUMNS = ["file", "frame", "frame_index", "valid", "score"]
+
+
+@dataclass
+class LoadedRun:
+    """A trained detector run, ready to score."""
+
+    path: Path
+    cfg: DetectConfig
+    detector: Detector
+    threshold: dict            # {"frame": t, "video": t} calibrated on val
+    crop_resolution: int
+    metrics: dict
+
+
+def load_run(run: str | Path) -> LoadedRun:
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise FaceforgeError(f"{run} is not a detector run (no config.yaml)")
+    cfg = load_config(DetectConfig, run / "config.yaml")
+    metrics_path = run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if not metrics.get("done"):
+        raise FaceforgeError(f"{run} has not finished training (re-run `faceforge detect train` to resume)")
+    det = get_detector_class(cfg.detector)(cfg).load(run)
+    return LoadedRun(run, cfg, det, metrics.get("threshold", {"frame": 0.5, "video": 0.5}),
+                     int(metrics.get("crop_resolution", DEFAULT_CROP)), metrics)
+
+
+def center_crops(frames: np.ndarray, size: int) -> np.ndarray:
+    """``(N, H, W, 3)`` -> the centre square of each frame resized to ``(N, size, size, 3)``."""
+    from detect.detectors.base import resize_frames
+
+    h, w = frames.shape[1:3]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    return resize_frames(np.ascontiguousarray(frames[:, y0:y0 + s, x0:x0 + s]), size)
+
+
+def _faces(path: Path, size: int, faces: str, max_frames: int, every: int, backend: str):
+    """-> frames (N,S,S,3), landmarks (N,68,2)|None, valid (N,) bool, frame_index (N,)."""
+    if faces == "detect":
+        from forge.data.clip import extract_clip
+
+        clip = extract_clip(path, resolution=size, backend=backend, every=every, max_frames=max_frames)
+        return clip.frames, clip.landmarks, np.asarray(clip.valid, bool), np.asarray(clip.frame_index)
+    from forge.data.media import read_media
+
+    frames, index, _ = read_media(path, every=every, max_frames=max_frames)
+    return center_crops(frames, size), None, np.ones(len(frames), bool), index
+
+
+def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_frames: int = DEFAULT_MAX_FRAMES,
+               every: int = 1, backend: str = "auto") -> tuple[dict, list[dict]]:
+    """One file -> (video row, frame rows). Never raises for a bad file: the status says why."""
+    path = Path(path)
+    row = {"file": str(path), "status": STATUS_OK, "error": "", "n_frames": 0, "n_valid": 0,
+           "score": float("nan"), "label": "", "threshold": float(lr.threshold.get("video", 0.5))}
+    try:
+        if not path.is_file():
+            raise FaceforgeError(f"file not found: {path}")
+        frames, landmarks, valid, index = _faces(path, lr.crop_resolution, faces, max_frames, every, backend)
+        scores = lr.detector.score_clip(frames, landmarks)  # (N,)
+    except FaceforgeError as e:
+        row["status"] = STATUS_NO_FACE if "no face" in str(e).lower() else STATUS_ERROR
+        row["error"] = str(e)
+        return row, []
+    use = scores[valid] if valid.any() else scores
+    row.update(n_frames=int(len(scores)), n_valid=int(valid.sum()), score=aggregate(use, lr.cfg.aggregate))
+    row["label"] = "fake" if row["score"] >= row["threshold"] else "real"
+    frames_rows = [{"file": str(path), "frame": i, "frame_index": int(index[i]), "valid": bool(valid[i]),
+                    "score": float(scores[i])} for i in range(len(scores))]
+    return row, frames_rows
+
+
+def score_files(run: str | Path | LoadedRun, files: Iterable[str | Path], *, faces: str = "detect",
+                max_frames: int = DEFAULT_MAX_FRAMES, every: int = 1, backend: str = "auto",
+                return_frames: bool = False, progress: bool = True):
+    """Per-video scores of ``files`` as a DataFrame (``VIDEO_COLUMNS``); with ``return_frames=True``
+    a ``(videos, frames)`` pair. ``label`` uses the video threshold calibrated on validation."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    if faces not in FACE_MODES:
+        raise FaceforgeError(f"faces must be one of {', '.join(FACE_MODES)}, got {faces!r}")
+    lr = run if isinstance(run, LoadedRun) else load_run(run)
+    files = list(files)
+    videos, frames = [], []
+    for f in tqdm(files, desc="scoring files", unit="file", disable=not progress, leave=False):
+        v, fr = score_file(lr, f, faces=faces, max_frames=max_frames, every=every, backend=backend)
+        if v["status"] != STATUS_OK:
+            log.warning("%s: %s", f, v["error"])
+        videos.append(v)
+        frames.extend(fr)
+    vdf = pd.DataFrame(videos, columns=VIDEO_COLUMNS)
+    fdf = pd.DataFrame(frames, columns=FRAME_COLUMNS)
+    return (vdf, fdf) if return_frames else vdf
+
+
+def write_scores(out: str | Path, videos, frames, run: Path) -> dict[str, Path]:
+    """``out/{videos.csv, frames.csv, scores.json}``, atomically."""
+    from forge.common import atomic_write, write_json_atomic
+
+    out = Path(out)
+    paths = {"videos": out / "videos.csv", "frames": out / "frames.csv", "json": out / "scores.json"}
+    with atomic_write(paths["videos"], "w") as f:
+        videos.to_csv(f, index=False)
+    with atomic_write(paths["frames"], "w") as f:
+        frames.to_csv(f, index=False)
+    write_json_atomic(paths["json"], {"run": str(run), "videos": json.loads(videos.to_json(orient="records")),
+                                      "frames": json.loads(frames.to_json(orient="records"))})
+    return paths
