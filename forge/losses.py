@@ -24,6 +24,7 @@ VGG19_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 VGGFACE_CAFFE_MEAN_BGR = (93.5940, 104.7624, 129.1863)
 VGG19_LAYERS = (1, 6, 11, 20, 29)     # torchvision features indices: relu1_1 .. relu5_1 ("Conv1,6,11,20,29")
 VGGFACE_LAYERS = (1, 6, 11, 18, 25)   # VGG16 layout: relu1_1 .. relu5_1 ("Conv1,6,11,18,25")
+VGG_CFG = {"vgg19": "E", "vgg16": "D"}  # torchvision's layer tables
 
 
 def caffe_preprocess(x: torch.Tensor, mean_bgr: tuple[float, float, float]) -> torch.Tensor:
@@ -39,9 +40,10 @@ class _VGGFeatures(nn.Module):
 
     def __init__(self, arch: str, weights: str | Path, layers: tuple[int, ...], mean_bgr):
         super().__init__()
-        import torchvision
+        from torchvision.models.vgg import cfgs, make_layers
 
-        net = getattr(torchvision.models, arch)(weights=None)
+        net = nn.Module()
+        net.features = make_layers(cfgs[VGG_CFG[arch]])  # conv stack only (no 100M-parameter classifier)
         path = Path(weights)
         if not path.is_file():
             raise FaceforgeError(f"{arch} weights not found: {path}")
