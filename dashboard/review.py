@@ -22,6 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
+from dashboard.data import fmt_value
 from forge.common import FaceforgeError, write_bytes_atomic
 
 LABELS = ("real", "fake", "unsure")
@@ -96,14 +97,6 @@ class Triplet:
         return [sources[i] for i in self.order]
 
 
-def _str(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "none"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
 def study_pool(manifest) -> "pd.DataFrame":  # noqa: F821
     """Fake items whose person also has real items (the candidates for triplets)."""
     df = manifest
@@ -122,7 +115,7 @@ def make_triplet(manifest, rng: np.random.Generator, *, condition: dict | None =
         df = df[df["compression"] == "raw"]
     fakes = study_pool(df)
     for key, value in (condition or {}).items():
-        fakes = fakes[fakes[key].map(_str) == _str(value)]
+        fakes = fakes[fakes[key].map(fmt_value) == fmt_value(value)]
     if fakes.empty:
         raise FaceforgeError("no fake item with real footage of the same person for a blind-study triplet")
     fake = fakes.iloc[int(rng.integers(len(fakes)))]
@@ -144,8 +137,8 @@ def make_triplet(manifest, rng: np.random.Generator, *, condition: dict | None =
         real_pairs = ((str(row["item_id"]), int(a)), (str(row["item_id"]), int(b)))
     order = tuple(int(i) for i in rng.permutation(3))
     return Triplet(identity=str(person), fake=(str(fake["item_id"]), frame_of(fake)), reals=real_pairs,
-                   order=order, generator=_str(fake.get("generator")), mode=_str(fake.get("mode")),
-                   T=_str(fake.get("T")))
+                   order=order, generator=fmt_value(fake.get("generator")), mode=fmt_value(fake.get("mode")),
+                   T=fmt_value(fake.get("T")))
 
 
 def _isnan(v) -> bool:

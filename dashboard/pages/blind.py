@@ -47,7 +47,11 @@ if df is not None:
         condition = None if choice == "any" else dict(zip(STUDY_COLUMNS, conditions[labels.index(choice) - 1]))
         t = st.session_state.get(TRIPLET_KEY)
         if t is None or st.session_state.get("_triplet_condition") != choice:
-            _new_triplet(df, condition)
+            try:
+                _new_triplet(df, condition)
+            except FaceforgeError as e:
+                st.error(str(e))
+                st.stop()
             st.session_state["_triplet_condition"] = choice
             t = st.session_state[TRIPLET_KEY]
         cols = st.columns(3)

@@ -21,7 +21,9 @@ MB = 1 << 20
 def check_bytes(name: str, payload: bytes, corpus: Path | None, runs) -> dict:
     """Run the three checks on an uploaded file inside a temp folder (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="faceforge-check-") as tmp:
-        path = Path(tmp) / safe_name(name)
+        base = Path(name.replace("\\", "/")).name  # drop any folder part of the client's file name
+        suffix = Path(base).suffix.lower()
+        path = Path(tmp) / (safe_name(Path(base).stem, 60) + (suffix if suffix.lstrip(".") in TYPES else ""))
         path.write_bytes(payload)
         scores, problems = data.score_with_runs(runs, path) if runs else (None, [])
         return {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
