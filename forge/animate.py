@@ -80,6 +80,8 @@ def load_source(path: str | Path, cfg: AnimateConfig, resolution: int, detector=
 
         person = Person.load(path)
         lm = getattr(person, "landmarks", None)
+        if lm is None:                                                 # `forge fit` may keep them in info
+            lm = (getattr(person, "info", None) or {}).get("source_landmarks")
         return Source(frames=None, landmarks=None if lm is None else np.asarray(lm, np.float32).reshape(-1, 68, 2),
                       person=person, kind="person", path=str(path))
     try:

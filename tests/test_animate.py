@@ -119,3 +119,40 @@ def test_bad_config_values():
         AnimateConfig(generator="gan")
     with pytest.raises(FaceforgeError, match="mode"):
         AnimateConfig(mode="xx")
+
+
+@pytest.fixture(scope="module")
+def tiny_talker(tmp_path_factory):
+    """An untrained 32 px talker: exercises the few-shot path without the slow shipped model."""
+    from forge.checkpoint import export_random
+    from forge.config import ModelConfig
+    from forge.talker import Talker
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    export_random(path, ModelConfig(resolution=32, emb_dim=32, base_channels=8, max_channels=32,
+                                    g_down_blocks=2, g_res_blocks=1, attn_down_res=8, attn_up_res=16))
+    return Talker.load(path)
+
+
+def test_fewshot_animate_from_a_portrait_and_from_a_person_file(tmp_path, sample_portrait, driver_video,
+                                                                  tiny_talker):
+    from forge.animate import animate, load_source
+    from forge.data import draw_landmarks, read_frames
+
+    out = tmp_path / "gan.mp4"
+    rep = animate(sample_portrait, driver_video, out, _cfg(generator="fewshot", resolution=0), talker=tiny_talker)
+    assert rep["resolution"] == 32 and rep["n_frames"] == 10 and rep["retargeted"]
+    assert rep["checkpoint_sha256"] == tiny_talker.checkpoint_sha256
+    assert rep["driver_missing_frames"] == list(BLANK)
+    assert read_frames(out).shape == (10, 32, 32, 3)
+
+    # a fitted person file as the source (no source landmarks stored: retarget falls back, and says so)
+    src = load_source(sample_portrait, _cfg(), 32)
+    person = tiny_talker.fit(src.frames, np.stack([draw_landmarks(lm, 32) for lm in src.landmarks]), mode="ff")
+    person.save(tmp_path / "p.pt")
+    rep2 = animate(tmp_path / "p.pt", driver_video, tmp_path / "p.mp4", _cfg(generator="fewshot", resolution=0),
+                   talker=tiny_talker)
+    assert rep2["source_kind"] == "person" and rep2["n_frames"] == 10
+    assert rep2["retargeted"] is False and "no source landmarks" in rep2["retarget_note"]
+    with pytest.raises(FaceforgeError, match="person file only works with --generator fewshot"):
+        animate(tmp_path / "p.pt", driver_video, tmp_path / "w.mp4", _cfg())
