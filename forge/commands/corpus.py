@@ -1,0 +1,61 @@
+"""Render a labelled benchmark corpus of real and fake talking heads.
+
+Real clips are cut from the spec's source videos; fakes come from the few-shot GAN (FF/FT, T shots,
+self/cross reenactment, with/without retargeting) and the warp baseline. Every fake is watermarked
+and C2PA-signed before its c23/c40/jpeg variants are derived (each signed as a transcode).
+
+  faceforge forge corpus --out out/sample_corpus                  # the default spec (embedded sample)
+  faceforge forge corpus --spec corpus.yaml --out CORPUS seed=1   # a spec file + overrides
+  faceforge forge corpus --out CORPUS --shard 0/4                 # one of 4 shards (or torchrun ranks)
+  faceforge forge corpus --out CORPUS --merge                     # manifest from all shards' parts
+
+Re-running the same command resumes: only missing items are rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", help="corpus spec YAML (default: the corpus's spec.yaml, else the "
+                                       "embedded sample spec forge/corpus/default.yaml)")
+    parser.add_argument("--out", required=True, help="corpus folder (created; re-run to resume)")
+    parser.add_argument("--shard", help="render only shard i of n, as i/n (default: RANK/WORLD_SIZE "
+                                        "under torchrun, else 0/1)")
+    parser.add_argument("--merge", action="store_true",
+                        help="only merge the shards' parts into manifest.parquet / corpus.json")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides, e.g. seed=1")
+
+
+def shard_from_env(environ=os.environ) -> str | None:
+    """torchrun sets RANK and WORLD_SIZE: each rank renders its own shard."""
+    if "RANK" in environ and "WORLD_SIZE" in environ:
+        return f"{int(environ['RANK'])}/{int(environ['WORLD_SIZE'])}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from forge.common import parse_overrides
+    from forge.corpus.build import build_corpus, merge_corpus
+    from forge.corpus.plan import parse_shard
+
+    if args.merge:
+        card = merge_corpus(args.out)
+        print(json.dumps({"corpus": args.out, "complete": card["complete"], "jobs": card["jobs"],
+                          "files": card["counts"]["files"]}, indent=2))
+        return 0 if card["complete"] else 1
+    shard_text = args.shard or shard_from_env()
+    shard = parse_shard(shard_text) if shard_text else (0, 1)
+    report = build_corpus(args.out, args.spec, overrides=parse_overrides(args.overrides), shard=shard,
+                          progress=not args.no_progress)
+    summary = {k: v for k, v in report.__dict__.items() if k != "card"}
+    if report.card is not None:
+        summary["complete"] = report.card["complete"]
+        summary["manifest_files"] = report.card["counts"]["files"]
+    print(json.dumps(summary, indent=2))
+    return 0
