@@ -39,6 +39,7 @@ from . import ecc
 
 ALG_NAME = "org.faceforge.watermark.tiled-ss.v1"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+ANCHOR_SCALES = (1.0, 0.5, 0.75, 2.0 / 3.0, 1.5, 2.0)  # family A: common resize factors, tile phase 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class WatermarkConfig:
     skip_block_lines: bool = False        # drop bins on the 8 px JPEG block grid harmonics
     sync_fraction: float = 0.25           # share of the dimensions given to the known sync word
     psnr_db: float = 41.0                 # embedding strength as a PSNR target (before clipping)
+    informed: bool = True                 # host-aware embedding (see _informed_spectrum); False = blind
+    max_angle_deg: float = 25.0           # informed: phase error allowed per bin after embedding
+    margin: tuple = (4.0, 2.0, 1.0, 0.5, 0.25, 0.0)  # informed: margins tried (x |host bin|), largest that fits
+    floor: float = 0.5                    # informed: minimum margin, x the blind per-bin amplitude
     hp_sigma: float = 4.0                 # decoder high-pass (px, in tile units) before folding
     scale_min: float = 0.35               # search range of (attack) resize factors
     scale_max: float = 2.2
@@ -58,6 +63,7 @@ class WatermarkConfig:
     refine_span: float = 0.012            # fine search +- around the best coarse scales ...
     refine_step: float = 0.002            # ... with this step, on the whole image
     refine_top: int = 3                   # coarse scales refined
+    soft_weight_gamma: float = 2.0        # code-bit soft values weighted by 1/|F|^gamma (0 = phase only)
     read_top: int = 3                     # (scale, shift) candidates read through Viterbi + CRC
     alpha: float = 1e-6                   # detection threshold on the p-value
 
@@ -135,23 +141,93 @@ def _pattern(cfg: WatermarkConfig) -> _Pattern:
 
 
 @functools.lru_cache(maxsize=64)
-def _tile(payload: int, cfg: WatermarkConfig) -> np.ndarray:
-    """The spatial tile (P, P) float32, unit RMS, carrying sync word + coded payload."""
+def _directions(payload: int, cfg: WatermarkConfig) -> np.ndarray:
+    """Unit complex direction of every band bin for this payload: (B,) (cos dim + i sin dim)/sqrt 2."""
     pat = _pattern(cfg)
-    P = cfg.tile
     symbols = np.zeros(len(pat.dim_bin))                       # +-1 per dimension
     symbols[pat.sync_dims] = pat.sync_bits
     code = 1.0 - 2.0 * ecc.encode(payload)                     # (172,) bit 0 -> +1
     for j, dims in enumerate(pat.code_dims):
         symbols[dims] = code[j]
     vals = symbols * pat.dim_sign
-    spec = np.zeros((P, P), dtype=np.complex128)
     coef = np.zeros(len(pat.bins_u), dtype=np.complex128)
     np.add.at(coef, pat.dim_bin, np.where(pat.dim_part == 0, vals, 1j * vals))
+    return coef / np.abs(coef)
+
+
+def _spectrum_to_tile(coef: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
+    """Band-bin coefficients (B,) -> real spatial tile (P, P)."""
+    pat = _pattern(cfg)
+    P = cfg.tile
+    spec = np.zeros((P, P), dtype=np.complex128)
     spec[pat.bins_u, pat.bins_v] = coef
     spec[(-pat.bins_u) % P, (-pat.bins_v) % P] = np.conj(coef)  # Hermitian: a real tile
-    tile = np.real(np.fft.ifft2(spec))
+    return np.real(np.fft.ifft2(spec))
+
+
+@functools.lru_cache(maxsize=64)
+def _tile(payload: int, cfg: WatermarkConfig) -> np.ndarray:
+    """The blind spatial tile (P, P) float32, unit RMS, carrying sync word + coded payload."""
+    tile = _spectrum_to_tile(_directions(payload, cfg), cfg)
     return (tile / np.sqrt(np.mean(tile ** 2))).astype(np.float32)
+
+
+def _hp_gain(cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
+    """Gain of the decoder's high-pass at each band bin (Gaussian blur removed): (B,)."""
+    f2 = (pat.bins_u.astype(float) ** 2 + pat.bins_v.astype(float) ** 2) / cfg.tile ** 2
+    if cfg.hp_sigma <= 0:
+        return np.ones_like(f2)
+    return 1.0 - np.exp(-2.0 * np.pi ** 2 * cfg.hp_sigma ** 2 * f2)
+
+
+def _cone_projection(h_par, h_perp, m, t):
+    """Closest point (a, b) to (h_par, h_perp) with a >= m and |b| <= t a (vectorised)."""
+    inside = (h_par >= m) & (np.abs(h_perp) <= t * h_par)
+    sgn = np.where(h_perp >= 0, 1.0, -1.0)
+    L = (h_par + sgn * t * h_perp) / (1 + t * t)                 # projection onto the ray b = sgn t a
+    a1, b1 = L, sgn * t * L
+    a2, b2 = m, np.clip(h_perp, -t * m, t * m)                    # or onto the segment a = m
+    d1 = np.where(a1 >= m, (a1 - h_par) ** 2 + (b1 - h_perp) ** 2, np.inf)
+    d2 = (a2 - h_par) ** 2 + (b2 - h_perp) ** 2
+    a = np.where(inside, h_par, np.where(d1 < d2, a1, a2))
+    b = np.where(inside, h_perp, np.where(d1 < d2, b1, b2))
+    return a, b
+
+
+def _informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig) -> np.ndarray:
+    """Host-aware tile spectrum (B,) for luma ``y`` (H, W): per bin, the least energy that turns the
+    folded host coefficient into one whose phase is within ``max_angle_deg`` of the payload's
+    direction with a margin; bins are fixed cheapest first until the PSNR budget is spent."""
+    pat = _pattern(cfg)
+    P = cfg.tile
+    H, W = y.shape
+    host = np.fft.fft2(_fold(_highpass(y - y.mean(), cfg.hp_sigma), P))[pat.bins_u, pat.bins_v]
+    n = H * W / P ** 2                                           # tiles summed by the fold
+    gain = n * _hp_gain(cfg, pat)                                # folded change per unit of tile spectrum
+    D = _directions(payload, cfg)
+    h_par = np.real(host * np.conj(D))
+    h_perp = np.imag(host * np.conj(D))
+    budget = amplitude(cfg) ** 2 * P ** 4 / 2.0                  # sum_b |E_b|^2 allowed (Parseval)
+    blind = math.sqrt(budget / len(D))                           # blind per-bin amplitude
+    t = math.tan(math.radians(cfg.max_angle_deg))
+    for kappa in cfg.margin:                                     # largest margin that fixes every bin
+        m = np.maximum(kappa * np.abs(host), cfg.floor * blind * gain)
+        a, b = _cone_projection(h_par, h_perp, m, t)
+        E = ((a - h_par) + 1j * (b - h_perp)) * D / gain
+        cost = np.abs(E) ** 2
+        if cost.sum() <= budget:
+            break
+    order = np.argsort(cost)
+    keep = np.zeros(len(D), bool)
+    keep[order[np.cumsum(cost[order]) <= budget]] = True        # cheapest bins first
+    E = np.where(keep, E, 0)
+    spare = budget - np.sum(np.abs(E) ** 2)
+    if spare > 0:                                                # leftover energy: blind on every bin
+        # |E + c D|^2 = budget:  len(D) c^2 + 2 c sum Re(E conj D) - spare = 0
+        q = float(np.sum(np.real(E * np.conj(D))))
+        c = (-q + math.sqrt(q * q + len(D) * spare)) / len(D)
+        E = E + c * D
+    return E
 
 
 def _as_frames(frames) -> tuple[np.ndarray, bool]:
@@ -179,8 +255,11 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None) -> np.ndarra
         raise FaceforgeError(f"watermark payload must be an unsigned 64-bit integer, got {payload}")
     _, H, W, _ = arr.shape
     P = cfg.tile
-    tile = _tile(int(payload), cfg)
-    delta = np.tile(tile, (-(-H // P), -(-W // P)))[:H, :W] * amplitude(cfg)   # (H, W) luma change
+    if cfg.informed:
+        tile = _spectrum_to_tile(_informed_spectrum(_luma(arr), int(payload), cfg), cfg).astype(np.float32)
+    else:
+        tile = _tile(int(payload), cfg) * amplitude(cfg)
+    delta = np.tile(tile, (-(-H // P), -(-W // P)))[:H, :W]                    # (H, W) luma change
     out = np.clip(np.rint(arr.astype(np.float32) + delta[None, :, :, None]), 0, 255).astype(np.uint8)
     return out[0] if single else out
 
@@ -197,6 +276,8 @@ def _luma(arr: np.ndarray) -> np.ndarray:
 def _highpass(z: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
+    if sigma <= 0:
+        return z
     hp = z - cv2.GaussianBlur(z, (0, 0), sigma)
     lim = 3.0 * 1.4826 * np.median(np.abs(hp)) + 1e-3          # clip strong edges (robust 3 sigma)
     return np.clip(hp, -lim, lim)
@@ -222,24 +303,29 @@ def _resample(y: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _phases(y: np.ndarray, scale: float, cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
-    """Phase-only spectrum at the band bins of the folded, high-passed, resampled image: (B,)."""
+    """Complex spectrum at the band bins of the folded, high-passed, resampled image: (B,)."""
     z = _highpass(_resample(y, scale), cfg.hp_sigma)
-    F = np.fft.fft2(_fold(z, cfg.tile))[pat.bins_u, pat.bins_v]
-    return F / np.maximum(np.abs(F), 1e-9)
+    return np.fft.fft2(_fold(z, cfg.tile))[pat.bins_u, pat.bins_v]
 
 
 def _sync_map(phases: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
     """z-score of the sync word for every cyclic shift (dy, dx) of the tile: (P, P)."""
     P = cfg.tile
     G = np.zeros((P, P), np.complex128)
-    G[pat.bins_u, pat.bins_v] = phases * np.conj(pat.sync_kernel)
+    G[pat.bins_u, pat.bins_v] = phases / np.maximum(np.abs(phases), 1e-12) * np.conj(pat.sync_kernel)
     S = np.real(np.fft.ifft2(G)) * P * P                        # sum_b Re(G_b e^{+2 pi i (u dy + v dx) / P})
     return S / math.sqrt(len(pat.sync_dims) / 2.0)
 
 
-def _soft_bits(phases: np.ndarray, shift: tuple[int, int], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
+def _soft_bits(spectrum: np.ndarray, shift: tuple[int, int], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
+    """Soft code bits at one (scale, shift). Bins are weighted by 1/|F|^gamma on top of the phase:
+    after host-aware embedding the bins the embedder could align are the quiet ones. (The CRC, not
+    these weights, controls false positives, so the weighting cannot bias the p-value.)"""
     P = cfg.tile
     dy, dx = shift
+    mag = np.abs(spectrum)
+    w = 1.0 / np.maximum(mag, 1e-9 * mag.max() + 1e-12) ** cfg.soft_weight_gamma
+    phases = spectrum / np.maximum(mag, 1e-12) * (w / w.mean())
     aligned = phases * np.exp(2j * np.pi * (pat.bins_u * dy + pat.bins_v * dx) / P)   # undo the shift
     per_dim = np.where(pat.dim_part == 0, aligned[pat.dim_bin].real, aligned[pat.dim_bin].imag) * pat.dim_sign
     return np.array([per_dim[d].sum() for d in pat.code_dims])                         # (172,)
@@ -261,33 +347,59 @@ def _scale_grid(cfg: WatermarkConfig) -> np.ndarray:
     return np.unique(np.round(np.concatenate([grid, [0.5, 0.75, 1.0, 1.5, 2.0]]), 5))
 
 
-def decode(frames, cfg: WatermarkConfig | None = None) -> WatermarkResult:
-    """Search for our watermark in one image or a clip; see the module docstring for the statistics."""
-    cfg = cfg or WatermarkConfig()
-    arr, _ = _as_frames(frames)
-    pat = _pattern(cfg)
-    P = cfg.tile
-    y = _luma(arr)
-    y -= y.mean()
+@dataclass(frozen=True)
+class _Read:
+    """One (scale, shift) candidate read through Viterbi + CRC."""
 
-    coarse = []  # (z, scale, shift)
+    z: float
+    scale: float
+    shift: tuple[int, int]
+    payload: int | None
+    bit_errors: int | None
+
+
+def _read(phases: np.ndarray, z: float, scale: float, shift: tuple[int, int], cfg, pat) -> _Read:
+    soft = _soft_bits(phases, shift, cfg, pat)
+    payload, recoded = ecc.decode(soft)
+    errors = int(np.sum((soft < 0) != (recoded == 1))) if payload is not None else None
+    return _Read(z, scale, shift, payload, errors)
+
+
+def _anchored(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read]:
+    """Family A: the tile phase (0, 0) at the common scales (no crop). p = |A| min Q(z) 2^-16."""
+    P = cfg.tile
+    best_p, best = 1.0, None
+    for s in ANCHOR_SCALES:
+        if min(y.shape) / s < P / 4:
+            continue
+        ph = _phases(y, s, cfg, pat)
+        z = float(_sync_map(ph, cfg, pat)[0, 0])
+        r = _read(ph, z, s, (0, 0), cfg, pat)
+        p = _norm_tail(z) * (2.0 ** -ecc.CRC_BITS if r.payload is not None else 1.0)
+        if best is None or p < best_p:
+            best_p, best = p, r
+    return min(1.0, len(ANCHOR_SCALES) * best_p), best
+
+
+def _searched(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, int]:
+    """Family B: every scale of the grid (coarse, then refined) and every tile phase.
+    p = min(1, M Q(z)) (k 2^-16 when one of the k candidates read passes the CRC)."""
+    P = cfg.tile
+    coarse = []  # (z, scale)
     for s in _scale_grid(cfg):
         win = _center(y, int(math.ceil(cfg.coarse_tiles * P * s)))
         if min(win.shape) / s < P / 4:                          # too little left at this scale
             continue
-        zmap = _sync_map(_phases(win, s, cfg, pat), cfg, pat)
-        i = int(np.argmax(zmap))
-        coarse.append((float(zmap.flat[i]), float(s)))
+        coarse.append((float(_sync_map(_phases(win, s, cfg, pat), cfg, pat).max()), float(s)))
     tests = len(coarse)
     coarse.sort(reverse=True)
-    refine = {s for _, s in coarse[:cfg.refine_top]}
     fine = set()
-    for s0 in refine:
-        k = int(round(cfg.refine_span / cfg.refine_step))
+    k = int(round(cfg.refine_span / cfg.refine_step))
+    for _, s0 in coarse[:cfg.refine_top]:
         fine.update(np.round(s0 * (1 + cfg.refine_step * np.arange(-k, k + 1)), 6).tolist())
     cands = []  # (z, scale, shift, phases)
     for s in sorted(fine):
-        if s < cfg.scale_min * 0.98 or s > cfg.scale_max * 1.02:
+        if min(y.shape) / s < P / 4:
             continue
         ph = _phases(y, s, cfg, pat)
         zmap = _sync_map(ph, cfg, pat)
@@ -295,14 +407,11 @@ def decode(frames, cfg: WatermarkConfig | None = None) -> WatermarkResult:
         cands.append((float(zmap.flat[i]), float(s), (i // P, i % P), ph))
         tests += 1
     if not cands:
-        raise FaceforgeError(f"image too small for the watermark decoder: {y.shape}")
+        raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
     m_tests = tests * P * P
     cands.sort(key=lambda c: -c[0])
-    best = cands[0]
-    p_sync = min(1.0, m_tests * _norm_tail(best[0]))
-    # Read the strongest distinct candidates; the first whose CRC checks wins.
     read, seen = [], set()
-    for c in cands:
+    for c in cands:                                             # strongest distinct candidates
         key = (round(c[1], 2), c[2])
         if key not in seen:
             seen.add(key)
@@ -310,16 +419,38 @@ def decode(frames, cfg: WatermarkConfig | None = None) -> WatermarkResult:
         if len(read) >= cfg.read_top:
             break
     for z, s, shift, ph in read:
-        soft = _soft_bits(ph, shift, cfg, pat)
-        payload, recoded = ecc.decode(soft)
-        if payload is not None:
-            p = min(1.0, m_tests * _norm_tail(z)) * len(read) * 2.0 ** -ecc.CRC_BITS
-            errors = int(np.sum((soft < 0) != (recoded == 1)))
-            detected = p < cfg.alpha
-            return WatermarkResult(payload=payload if detected else None, detected=detected,
-                                   confidence=1.0 - p, p_value=p, z=z, scale=s, shift=shift,
-                                   bit_errors=errors, n_frames=len(arr), tests=m_tests, crc_ok=True,
-                                   extras={"candidate_payload": f"{payload:016x}"} if not detected else {})
-    z, s, shift, _ = best
-    return WatermarkResult(payload=None, detected=False, confidence=1.0 - p_sync, p_value=p_sync, z=z,
-                           scale=s, shift=shift, bit_errors=None, n_frames=len(arr), tests=m_tests)
+        r = _read(ph, z, s, shift, cfg, pat)
+        if r.payload is not None:
+            return min(1.0, m_tests * _norm_tail(z)) * len(read) * 2.0 ** -ecc.CRC_BITS, r, m_tests
+    z, s, shift, _ = read[0]
+    return min(1.0, m_tests * _norm_tail(z)), _Read(z, s, shift, None, None), m_tests
+
+
+def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True) -> WatermarkResult:
+    """Look for our watermark in one image or a clip (frames averaged); see the module docstring.
+
+    Two hypothesis families are tested and Bonferroni-combined (p = 2 min(p_A, p_B)): A, the
+    original tile phase at a few common scales (files that were re-encoded or resized but not
+    cropped), and B, the full scale x phase search. B is skipped when A alone is conclusive."""
+    cfg = cfg or WatermarkConfig()
+    arr, _ = _as_frames(frames)
+    pat = _pattern(cfg)
+    y = _luma(arr)
+    y -= y.mean()
+    p_a, r = _anchored(y, cfg, pat)
+    tests = len(ANCHOR_SCALES)
+    p = min(1.0, 2.0 * p_a)
+    if search and not (r is not None and r.payload is not None and p < cfg.alpha):
+        p_b, r_b, m = _searched(y, cfg, pat)
+        tests += m
+        if r is None or p_b < p_a or (r.payload is None and r_b.payload is not None and p_b <= p_a * 10):
+            r = r_b
+        p = min(1.0, 2.0 * min(p_a, p_b))
+    if r is None:
+        raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
+    detected = r.payload is not None and p < cfg.alpha
+    extras = {} if detected or r.payload is None else {"candidate_payload": f"{r.payload:016x}"}
+    return WatermarkResult(payload=r.payload if detected else None, detected=detected, confidence=1.0 - p,
+                           p_value=p, z=r.z, scale=r.scale, shift=r.shift,
+                           bit_errors=r.bit_errors if detected else None, n_frames=len(arr), tests=tests,
+                           crc_ok=r.payload is not None, extras=extras)
