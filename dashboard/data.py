@@ -620,13 +620,24 @@ def study_matrices(results_dir: str | Path | None) -> list[tuple[str, "pd.DataFr
     return out
 
 
+MATRIX_METRIC = "auc"  # the cell value taken from dict cells ({"auc": .9, "n": 40})
+
+
+def _cell(x: Any) -> float | None:
+    if isinstance(x, dict):
+        x = x.get(MATRIX_METRIC)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return None
+
+
 def _matrices_in(node: Any, key: str = "") -> Iterable[tuple[str, dict]]:
     if not isinstance(node, dict) or not node:
         return
     values = list(node.values())
     if len(node) >= 2 and all(isinstance(v, dict) and v for v in values) and all(
-            all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()) for v in values):
-        yield key, node
+            all(_cell(x) is not None for x in v.values()) for v in values):
+        yield key, {r: {c: _cell(x) for c, x in v.items()} for r, v in node.items()}
         return
     for k, v in node.items():
         yield from _matrices_in(v, f"{key}.{k}" if key else str(k))
@@ -662,14 +673,25 @@ def provenance_verdict(path: str | Path, corpus: str | Path | None = None) -> di
     return result
 
 
-def _trust_anchors(corpus: str | Path | None) -> Any:
-    """The corpus's CA certificate (``keys/`` in the corpus), when present, as PEM text."""
+def _trust_anchors(corpus: str | Path | None) -> str | None:
+    """The corpus signer's CA certificate (PEM text): ``CORPUS/keys/ca.pem`` or ``ca.pem`` in the spec's
+    ``key_dir``; None when there is none (signed items then verify as ``valid_untrusted``)."""
     if corpus is None:
         return None
-    keys = Path(corpus) / "keys"
-    for name in ("ca.pem", "ca.crt", "ca_cert.pem", "root.pem"):
-        if (keys / name).is_file():
-            return (keys / name).read_text()
+    dirs = [Path(corpus) / "keys"]
+    spec = Path(corpus) / "spec.yaml"
+    if spec.is_file():
+        import yaml
+
+        try:
+            key_dir = (yaml.safe_load(spec.read_text()) or {}).get("key_dir")
+        except (yaml.YAMLError, AttributeError):
+            key_dir = None
+        if key_dir:
+            dirs.insert(0, Path(key_dir).expanduser())
+    for d in dirs:
+        if (d / "ca.pem").is_file():
+            return (d / "ca.pem").read_text()
     return None
 
 

@@ -94,9 +94,10 @@ class Shot:
     pixel_std: float   # 0 for a blank page
 
 
-def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, width: int = 1280,
-            height: int = 900, full_page: bool = True) -> list[Shot]:
-    """Screenshot each page (waiting for its marker text and for Streamlit to finish running)."""
+def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, reviewer: str | None = None,
+            upload: Path | None = None, width: int = 1280, height: int = 900, full_page: bool = True) -> list[Shot]:
+    """Screenshot each page (waiting for its marker text and for Streamlit to finish running).
+    ``reviewer`` is typed into the Review / Blind study pages, ``upload`` given to Check a file."""
     import numpy as np
     from PIL import Image
     from playwright.sync_api import sync_playwright
@@ -110,8 +111,20 @@ def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, wi
             for name, path, marker in pages:
                 query = f"?item={item}" if (name == "item" and item) else ""
                 page.goto(f"{url}/{path}{query}", wait_until="domcontentloaded")
-                page.get_by_text(marker, exact=False).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+                # the page's marker text, or an error element (fails fast instead of timing out)
+                page.get_by_text(marker, exact=False).or_(page.locator(ERROR_SELECTOR)).first.wait_for(
+                    timeout=RENDER_TIMEOUT_MS)
                 _wait_idle(page)
+                if reviewer and name in ("review", "blind"):
+                    box = page.get_by_label("Reviewer name")
+                    box.fill(reviewer)
+                    box.press("Enter")
+                    _wait_idle(page)
+                if upload is not None and name == "check":
+                    page.locator('input[type="file"]').set_input_files(str(upload))
+                    page.get_by_text("Faces found").or_(page.locator(ERROR_SELECTOR)).first.wait_for(
+                        timeout=RENDER_TIMEOUT_MS)
+                    _wait_idle(page)
                 target = out_dir / f"{name}.png"
                 page.screenshot(path=str(target), full_page=full_page)
                 pixels = np.asarray(Image.open(target).convert("L"), dtype=np.float32)
@@ -158,20 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", type=Path)
     p.add_argument("--cache", type=Path)
     p.add_argument("--item", help="item id for the Item page (default: the first fake)")
+    p.add_argument("--reviewer", default="demo", help="name typed into the Review / Blind study pages")
+    p.add_argument("--upload", type=Path, help="a file to check on the Check a file page (default: the item)")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=1100)
     p.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = p.parse_args(argv)
     if chromium_path() is None:
         print("no chromium found (make browser)", file=sys.stderr)
         return 2
+    from dashboard.data import corpus_file, get_row, load_manifest
+
+    df = load_manifest(args.corpus)
     item = args.item
     if item is None:
-        from dashboard.data import load_manifest
-
-        df = load_manifest(args.corpus)
         fakes = df[df["label"] == "fake"]
         item = str((fakes if len(fakes) else df)["item_id"].iloc[0])
+    upload = args.upload or corpus_file(args.corpus, get_row(df, item)["path"], "item")
     with running_app(args.corpus, args.runs, results=args.results, db=args.db, cache=args.cache) as url:
-        shots = capture(url, args.out, item=item)
+        shots = capture(url, args.out, item=item, reviewer=args.reviewer, upload=upload if upload.is_file() else None,
+                        width=args.width, height=args.height)
     for s in shots:
         shrink(s.path)
         print(f"{s.path}  errors={s.errors}  std={s.pixel_std:.1f}  {s.path.stat().st_size // 1024} KiB")

@@ -64,9 +64,9 @@ def fake_provenance(monkeypatch):
 
     def verify_file(path, *, trust_anchors=None, store=None):
         mod.calls.append(Path(path))
-        return {"verdict": "trusted", "watermark": {"payload_hex": "00000000deadbeef", "confidence": 0.987},
-                "assertions": [{"label": "c2pa.actions", "data": {"actions": ["created"]}}],
-                "validation_codes": ["claimSignature.validated"]}
+        return {"verdict": "trusted", "reason": "signed by test", "watermark": {"payload": "00000000deadbeef", "confidence": 0.987, "p_value": 1e-9},
+                "manifest": {"actions": ["created"], "generation": {"model": "fewshot"}},
+                "validation": {"state": "Trusted", "failures": []}}
 
     mod.verify_file = verify_file
     monkeypatch.setitem(sys.modules, "provenance.api", mod)

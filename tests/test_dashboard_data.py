@@ -162,6 +162,23 @@ def test_study_matrices_and_empty_runs(fx, tmp_path):
     assert data.study_matrices(tmp_path) == []
 
 
+def test_study_matrix_cells_may_be_metric_dicts(tmp_path):
+    from forge.common import write_json_atomic
+
+    write_json_atomic(tmp_path / "detect_compression.json", {"rows": [1, 2], "matrix": {
+        "raw": {"raw": {"auc": 0.99, "n": 10}, "c40": {"auc": 0.61, "n": 10}},
+        "c40": {"raw": {"auc": 0.8, "n": 10}, "c40": {"auc": 0.9, "n": 10}}}})
+    [(title, table)] = data.study_matrices(tmp_path)
+    assert title == "detect_compression: matrix" and table.loc["raw", "c40"] == pytest.approx(0.61)
+
+
+def test_provenance_verdict_of_an_unsigned_item(fx):
+    pytest.importorskip("provenance.api")
+    out = data.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
+    assert out["available"] is True, out.get("reason")
+    assert out["verdict"] == "none"  # neither a C2PA manifest nor a watermark
+
+
 def test_provenance_unavailable_is_reported(fx, monkeypatch):
     import sys
 

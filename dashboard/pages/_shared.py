@@ -153,19 +153,26 @@ def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -
         return result
     verdict_ = result.get("verdict", "unknown")
     icon = {"trusted": ":material/verified:", "valid_untrusted": ":material/gpp_maybe:",
-            "tampered": ":material/gpp_bad:", "none": ":material/help:"}.get(verdict_, ":material/info:")
-    st.markdown(f"**Verdict:** {icon} `{verdict_}`")
+            "tampered": ":material/gpp_bad:", "stripped_recovered": ":material/restore:",
+            "watermark_only": ":material/water_drop:", "none": ":material/help:"}.get(verdict_, ":material/info:")
+    st.markdown(f"**Verdict:** {icon} `{verdict_}`" + (f" — {result['reason']}" if result.get("reason") else ""))
     wm = result.get("watermark") or {}
     if isinstance(wm, dict) and wm:
-        c1, c2 = st.columns(2)
-        c1.metric("Watermark payload", str(wm.get("payload_hex") or wm.get("payload") or "—"))
-        conf = wm.get("confidence")
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Watermark payload", str(wm.get("payload") or "—"))
+        conf, p = wm.get("confidence"), wm.get("p_value")
         c2.metric("Watermark confidence", "—" if conf is None else f"{float(conf):.3f}")
-    for key, title in (("assertions", "Manifest assertions"), ("validation", "Validation codes"),
-                       ("validation_codes", "Validation codes"), ("manifest", "Manifest")):
-        if result.get(key):
-            with st.expander(title):
-                st.json(result[key])
+        c3.metric("p-value", "—" if p is None else f"{float(p):.1e}")
+    manifest = result.get("manifest")
+    if isinstance(manifest, dict) and manifest:
+        with st.expander("Manifest assertions", expanded=True):
+            st.json(manifest)
+    validation = result.get("validation")
+    if validation:
+        with st.expander(f"Validation codes ({validation.get('state', '?') if isinstance(validation, dict) else '?'})"):
+            st.json(validation)
+    for warning in result.get("warnings") or []:
+        st.caption(f"warning: {warning}")
     with st.expander("Full verification result"):
         st.json({k: v for k, v in result.items() if jsonable(v)})
     return result
