@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -50,11 +50,18 @@ class WatermarkConfig:
     r_hi: float = 14.0                    # <= P/4 so the pattern survives a 0.5x downscale
     skip_block_lines: bool = False        # drop bins on the 8 px JPEG block grid harmonics
     sync_fraction: float = 0.25           # share of the dimensions given to the known sync word
-    psnr_db: float = 41.0                 # embedding strength as a PSNR target (before clipping)
+    psnr_db: float = 40.5                 # embedding strength as a PSNR target (before clipping)
     informed: bool = True                 # host-aware embedding (see _informed_spectrum); False = blind
-    max_angle_deg: float = 25.0           # informed: phase error allowed per bin after embedding
+    max_angle_deg: float = 15.0           # informed: phase error allowed per bin after embedding
     margin: tuple = (4.0, 2.0, 1.0, 0.5, 0.25, 0.0)  # informed: margins tried (x |host bin|), largest that fits
     floor: float = 0.5                    # informed: minimum margin, x the blind per-bin amplitude
+    robust_iters: int = 2                 # informed: re-solve rounds against a simulated JPEG
+    robust_jpeg: int = 50                 # informed: quality of that simulated JPEG
+    robust_codec: str = "jpeg"            # "jpeg" (images) or "h264" (clips: embed() picks it for N > 1)
+    mask_beta: float = 0.0                # texture masking exponent (0 = uniform strength)
+    mask_min: float = 0.3                 # ... clipped to [mask_min, mask_max] x RMS
+    mask_max: float = 2.5
+    robust_crf: int = 28                  # informed: CRF of the simulated H.264 intra frame
     hp_sigma: float = 4.0                 # decoder high-pass (px, in tile units) before folding
     scale_min: float = 0.35               # search range of (attack) resize factors
     scale_max: float = 2.2
@@ -63,7 +70,7 @@ class WatermarkConfig:
     refine_span: float = 0.012            # fine search +- around the best coarse scales ...
     refine_step: float = 0.002            # ... with this step, on the whole image
     refine_top: int = 3                   # coarse scales refined
-    soft_weight_gamma: float = 2.0        # code-bit soft values weighted by 1/|F|^gamma (0 = phase only)
+    soft_weight_gamma: float = 0.0        # code-bit soft values weighted by 1/|F|^gamma (0 = phase only)
     read_top: int = 3                     # (scale, shift) candidates read through Viterbi + CRC
     alpha: float = 1e-6                   # detection threshold on the p-value
 
@@ -194,17 +201,96 @@ def _cone_projection(h_par, h_perp, m, t):
     return a, b
 
 
-def _informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig) -> np.ndarray:
-    """Host-aware tile spectrum (B,) for luma ``y`` (H, W): per bin, the least energy that turns the
-    folded host coefficient into one whose phase is within ``max_angle_deg`` of the payload's
-    direction with a margin; bins are fixed cheapest first until the PSNR budget is spent."""
+def _texture_mask(y: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
+    """Spatial strength map (H, W), mean square 1: more pattern where the host is textured (where
+    codecs keep detail and eyes notice less), less on flat skin and sky; ones when mask_beta = 0."""
+    import cv2
+
+    if cfg.mask_beta <= 0:
+        return np.ones_like(y, dtype=np.float32)
+    mu = cv2.GaussianBlur(y, (0, 0), 3.0)
+    local_sd = np.sqrt(np.maximum(cv2.GaussianBlur(y * y, (0, 0), 3.0) - mu * mu, 0.0)) + 1.0
+    m = local_sd ** cfg.mask_beta
+    m = np.clip(m / np.sqrt(np.mean(m * m)), cfg.mask_min, cfg.mask_max)
+    return (m / np.sqrt(np.mean(m * m))).astype(np.float32)
+
+
+def _informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig,
+                       mask: np.ndarray | None = None) -> np.ndarray:
+    """Host-aware tile spectrum (B,) for luma ``y`` (H, W).
+
+    Per bin, the least energy that turns the folded host coefficient into one whose phase lies
+    within ``max_angle_deg`` of the payload's direction with a margin; bins are fixed cheapest first
+    until the PSNR budget is spent. Then ``robust_iters`` rounds re-solve against the *effective*
+    host measured after a simulated JPEG (``robust_jpeg``) of the marked image, so that energy goes
+    where compression would otherwise flip a bin (and the fold's exact geometry is accounted for).
+    """
     pat = _pattern(cfg)
     P = cfg.tile
     H, W = y.shape
-    host = np.fft.fft2(_fold(_highpass(y - y.mean(), cfg.hp_sigma), P))[pat.bins_u, pat.bins_v]
-    n = H * W / P ** 2                                           # tiles summed by the fold
-    gain = n * _hp_gain(cfg, pat)                                # folded change per unit of tile spectrum
+    y0 = y - y.mean()
+    host = _phases(y0, 1.0, cfg, pat)                            # folded host spectrum (B,)
+    gain = H * W / P ** 2 * _hp_gain(cfg, pat)                   # folded change per unit of tile spectrum
     D = _directions(payload, cfg)
+    E = _solve_bins(host, gain, D, cfg)
+    eff = host
+    for _ in range(cfg.robust_iters):
+        pattern = _tiled(_spectrum_to_tile(E, cfg), H, W)
+        marked = y0 + (pattern if mask is None else pattern * mask)
+        attacked = _simulate_attack(marked + y.mean(), cfg)
+        measured = _phases(attacked - attacked.mean(), 1.0, cfg, pat)
+        eff = 0.5 * eff + 0.5 * (measured - gain * E)            # host + model error + attack noise
+        E = _solve_bins(eff, gain, D, cfg)
+    return E
+
+
+def _tiled(tile: np.ndarray, H: int, W: int) -> np.ndarray:
+    P = tile.shape[0]
+    return np.tile(tile, (-(-H // P), -(-W // P)))[:H, :W]
+
+
+def _simulate_attack(y: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
+    if cfg.robust_codec == "h264":
+        return _h264_luma(y, cfg.robust_crf)
+    return _jpeg_luma(y, cfg.robust_jpeg)
+
+
+def _h264_luma(y: np.ndarray, crf: int) -> np.ndarray:
+    """H.264 (one intra frame, yuv420p, ``crf``) round trip of a luma plane, in memory."""
+    import io
+
+    import av
+
+    img = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    h, w = img.shape
+    img = np.pad(img, ((0, h % 2), (0, w % 2)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        st.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        for packet in st.encode(av.VideoFrame.from_ndarray(img, format="gray")):
+            out.mux(packet)
+        for packet in st.encode():
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf, mode="r") as inp:
+        frame = next(inp.decode(video=0))
+        return frame.to_ndarray(format="gray")[:h, :w].astype(np.float32)
+
+
+def _jpeg_luma(y: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of a luma plane (the luma channel of a colour JPEG at the same quality)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.clip(np.rint(y), 0, 255).astype(np.uint8),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32)
+
+
+def _solve_bins(host: np.ndarray, gain: np.ndarray, D: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
+    """The budget-limited cone projection of every bin (see _informed_spectrum): (B,) complex."""
+    P = cfg.tile
     h_par = np.real(host * np.conj(D))
     h_perp = np.imag(host * np.conj(D))
     budget = amplitude(cfg) ** 2 * P ** 4 / 2.0                  # sum_b |E_b|^2 allowed (Parseval)
@@ -255,11 +341,15 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None) -> np.ndarra
         raise FaceforgeError(f"watermark payload must be an unsigned 64-bit integer, got {payload}")
     _, H, W, _ = arr.shape
     P = cfg.tile
+    y = _luma(arr)
+    mask = _texture_mask(y, cfg)                                              # (H, W)
     if cfg.informed:
-        tile = _spectrum_to_tile(_informed_spectrum(_luma(arr), int(payload), cfg), cfg).astype(np.float32)
+        if len(arr) > 1 and cfg.robust_codec == "jpeg":                        # clips: simulate H.264
+            cfg = replace(cfg, robust_codec="h264")
+        tile = _spectrum_to_tile(_informed_spectrum(y, int(payload), cfg, mask), cfg).astype(np.float32)
     else:
         tile = _tile(int(payload), cfg) * amplitude(cfg)
-    delta = np.tile(tile, (-(-H // P), -(-W // P)))[:H, :W]                    # (H, W) luma change
+    delta = _tiled(tile, H, W) * mask                                          # (H, W) luma change
     out = np.clip(np.rint(arr.astype(np.float32) + delta[None, :, :, None]), 0, 255).astype(np.uint8)
     return out[0] if single else out
 
