@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import pandas as pd
 
 from forge.common import FaceforgeError, atomic_path, get_logger, require_file, safe_join, safe_name
 
@@ -151,9 +152,16 @@ def counts(df, column: str):
     return out.sort_values(column, key=lambda s: s.astype(str)).reset_index(drop=True)
 
 
+def is_missing(v: Any) -> bool:
+    """None, NaN, pd.NA or NaT (a scalar cell); lists/arrays are never "missing"."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
+
+
 def fmt_value(v: Any) -> str:
-    """One cell as display text: None/NaN -> ``(none)``, 8.0 -> ``8``, True -> ``true``."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """One cell as display text: None/NaN/NA -> ``(none)``, 8.0 -> ``8``, True -> ``true``."""
+    if is_missing(v):
         return MISSING
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
@@ -206,7 +214,7 @@ def get_row(df, item_id: str) -> dict:
 def clean_row(d: dict) -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, float) and math.isnan(v):
+        if is_missing(v):
             v = None
         elif isinstance(v, np.generic):
             v = v.item()

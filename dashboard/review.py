@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from dashboard.data import fmt_value
+from dashboard.data import fmt_value, is_missing
 from forge.common import FaceforgeError, write_bytes_atomic
 
 LABELS = ("real", "fake", "unsure")
@@ -123,8 +123,7 @@ def make_triplet(manifest, rng: np.random.Generator, *, condition: dict | None =
     reals = df[(df["label"] == "real") & (df["source_identity"] == person)]
 
     def frame_of(row) -> int:
-        n = int(row["n_frames"]) if row.get("n_frames") is not None and not _isnan(row["n_frames"]) else 1
-        return int(rng.integers(max(1, n)))
+        return int(rng.integers(_n_frames(row)))
 
     picks = reals.iloc[rng.permutation(len(reals))[:2]]
     if len(picks) == 2:
@@ -132,7 +131,7 @@ def make_triplet(manifest, rng: np.random.Generator, *, condition: dict | None =
                       (str(picks.iloc[1]["item_id"]), frame_of(picks.iloc[1])))
     else:  # one real item: two different frames of it
         row = picks.iloc[0]
-        n = int(row["n_frames"]) if row.get("n_frames") is not None and not _isnan(row["n_frames"]) else 1
+        n = _n_frames(row)
         a, b = (rng.choice(n, 2, replace=False) if n >= 2 else (0, 0))
         real_pairs = ((str(row["item_id"]), int(a)), (str(row["item_id"]), int(b)))
     order = tuple(int(i) for i in rng.permutation(3))
@@ -141,8 +140,9 @@ def make_triplet(manifest, rng: np.random.Generator, *, condition: dict | None =
                    T=fmt_value(fake.get("T")))
 
 
-def _isnan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
+def _n_frames(row) -> int:
+    n = row.get("n_frames")
+    return 1 if is_missing(n) else max(1, int(n))
 
 
 # ---------------------------------------------------------------- the store

@@ -267,3 +267,4 @@ def test_blind_study_records_picks_and_user_metric(open_app, tmp_path):
     table = at.dataframe[0].value.set_index("generator")
     assert table.loc["warp", "n"] == 2 and table.loc["warp", "user"] == 0.5
     assert 0.0 < table.loc["warp", "ci_low"] < 0.5 < table.loc["warp", "ci_high"] < 1.0
+    assert len(at.get("vega_lite_chart")) == 1  # USER with its interval per condition

@@ -27,6 +27,19 @@ def _frame(df, item_id: str, index: int) -> np.ndarray:
     return data.frame_view(frames[min(index, len(frames) - 1)])
 
 
+def _user_chart(table) -> None:
+    """USER per condition as points with Wilson 95% error bars and a chance line."""
+    import altair as alt
+
+    t = table.assign(condition=[" / ".join(str(v) for v in r) for r in table[list(STUDY_COLUMNS)].values])
+    base = alt.Chart(t).encode(y=alt.Y("condition:N", title=None, sort=None))
+    bars = base.mark_errorbar(ticks=True).encode(x=alt.X("ci_low:Q", title="USER (fraction of correct picks)",
+                                                         scale=alt.Scale(domain=[0, 1])), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=80).encode(x="user:Q", tooltip=["condition", "n", "user"])
+    chance = alt.Chart().mark_rule(strokeDash=[4, 4], color="grey").encode(x=alt.datum(CHANCE))
+    st.altair_chart(bars + points + chance, width="stretch")
+
+
 st.title("Blind study")
 df = ui.manifest()
 if df is not None:
@@ -82,4 +95,5 @@ if df is not None:
     else:
         table = user_metric(trials)
         st.dataframe(table, hide_index=True)
+        _user_chart(table)
         st.caption(f"{len(trials)} answers from {trials['reviewer'].nunique()} reviewer(s)")

@@ -28,21 +28,24 @@ if df is not None:
         else:
             item_id = st.selectbox("Item", ids, key="review_item")
             row = data.get_row(df, item_id)
-            try:
-                st.video(str(ui.playable(row)), loop=True)
-            except FaceforgeError as e:
-                st.warning(f"cannot show {item_id}: {e}")
-            current = store.label_for(reviewer, item_id)
-            if current:
-                st.markdown(f"Your latest label: **{current['label']}** ({current['created_at']})"
-                            + (f" — {current['note']}" if current["note"] else ""))
-            with st.form("label_form", clear_on_submit=True):
-                label = st.radio("Label", LABELS, horizontal=True, key="label_choice")
-                note = st.text_input("Note (optional)", key="label_note")
-                if st.form_submit_button("Save label"):
-                    store.add_label(reviewer, item_id, label, note)
-                    st.toast(f"saved: {item_id} = {label}")
-                    st.rerun()
+            left, right = st.columns([1, 2])
+            with left:
+                try:
+                    st.video(str(ui.playable(row)), loop=True)
+                except FaceforgeError as e:
+                    st.warning(f"cannot show {item_id}: {e}")
+            with right:
+                current = store.label_for(reviewer, item_id)
+                if current:
+                    st.markdown(f"Your latest label: **{current['label']}** ({current['created_at']})"
+                                + (f" — {current['note']}" if current["note"] else ""))
+                with st.form("label_form", clear_on_submit=True):
+                    label = st.radio("Label", LABELS, horizontal=True, key="label_choice")
+                    note = st.text_input("Note (optional)", key="label_note")
+                    if st.form_submit_button("Save label"):
+                        store.add_label(reviewer, item_id, label, note)
+                        st.toast(f"saved: {item_id} = {label}")
+                        st.rerun()
 
     st.subheader("Labels")
     labels = store.labels()
