@@ -32,6 +32,8 @@ class AnimateConfig:
     generator: str = "fewshot"       # "fewshot" (the paper's GAN, forge.talker) | "warp" (classical baseline)
     retarget: bool = True            # driver motion on the source's proportions (ours); False = the paper's way
     reference: str = "neutral"       # driver reference frame for retargeting: "neutral" | "first"
+    expression: str = "absolute"     # retargeting: add the driver's expression change ("relative") or
+                                     # copy its brow/eye/mouth shapes ("absolute")
     mode: str = "ff"                 # few-shot fitting: "ff" (embed only) | "ft" (fine-tune)
     steps: int | None = None         # FT steps (None: the talker's FitConfig default)
     seed: int = 0
@@ -50,6 +52,8 @@ class AnimateConfig:
             raise FaceforgeError(f"unknown fitting mode {self.mode!r}; choose ff or ft")
         if self.reference not in ("neutral", "first"):
             raise FaceforgeError(f"unknown retarget reference {self.reference!r}; choose neutral or first")
+        if self.expression not in ("relative", "absolute"):
+            raise FaceforgeError(f"unknown expression mode {self.expression!r}; choose relative or absolute")
         if self.source_frames < 1 or self.every < 1:
             raise FaceforgeError("source_frames and every must be >= 1")
 
@@ -96,13 +100,13 @@ def load_source(path: str | Path, cfg: AnimateConfig, resolution: int, detector=
 
 
 def target_landmarks(driver_landmarks: np.ndarray, source_landmarks: np.ndarray | None, retarget: bool,
-                     reference: str = "neutral") -> tuple[np.ndarray, bool]:
+                     reference: str = "neutral", expression: str = "absolute") -> tuple[np.ndarray, bool]:
     """(N, 68, 2) landmarks to render and whether they were retargeted."""
     if not retarget or source_landmarks is None:
         return np.asarray(driver_landmarks, np.float32), False
     from forge.retarget import retarget as retarget_fn
 
-    return retarget_fn(driver_landmarks, source_landmarks, driver_reference=reference), True
+    return retarget_fn(driver_landmarks, source_landmarks, driver_reference=reference, expression=expression), True
 
 
 def render_warp(source: Source, landmarks: np.ndarray) -> np.ndarray:
@@ -175,7 +179,8 @@ def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: Animat
                     driver.name, len(missing), len(clip))
 
     src_lm = None if src.landmarks is None else src.landmarks[0]
-    lms, retargeted = target_landmarks(clip.landmarks, src_lm, cfg.retarget, cfg.reference)   # (N, 68, 2)
+    lms, retargeted = target_landmarks(clip.landmarks, src_lm, cfg.retarget, cfg.reference,
+                                       cfg.expression)   # (N, 68, 2)
     t_fit = time.perf_counter()
     if cfg.generator == "warp":
         t_render = t_fit                                               # nothing to fit

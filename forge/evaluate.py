@@ -37,6 +37,7 @@ METRICS = ("ssim", "psnr", "csim", "landmark_nme", "landmark_detected")
 GRID_UPSCALE = 2
 # identity-bearing points (little expression motion): jaw, nose, eye corners
 SHAPE_POINTS = np.r_[0:17, 27:36, 36, 39, 42, 45]
+RETARGET_VARIANTS = ("none", "relative", "absolute")
 EYE_TOP, EYE_BOTTOM = np.array([37, 38, 43, 44]), np.array([41, 40, 47, 46])
 
 
@@ -356,26 +357,34 @@ def cross_metrics(fake: np.ndarray, source_frame: np.ndarray, source_lm: np.ndar
     d_fake = encoder.describe_batch(fake, target_lm)                   # (N, 128)
     d_src = encoder.describe(source_frame, source_lm)                  # (128,)
     d_drv = encoder.describe_batch(driver_frames, driver_lm)           # (N, 128)
-    mouth, eyes, shape = [], [], []
+    mouth, eyes, shape, mouth_out, mouth_drv = [], [], [], [], []
     for i, fr in enumerate(fake):
         big, f = _upsample(fr, 200)
         faces = detector.detect(big)
         if not faces:
             continue
         found = np.asarray(faces[0].landmarks, np.float64) / f
-        mouth.append(abs(mouth_opening(found) - mouth_opening(driver_lm[i])))
+        mouth_out.append(mouth_opening(found))
+        mouth_drv.append(mouth_opening(driver_lm[i]))
+        mouth.append(abs(mouth_out[-1] - mouth_drv[-1]))
         eyes.append(abs(eye_opening(found) - eye_opening(driver_lm[i])))
         shape.append(shape_error(found, source_lm))
     nan = math.nan
-    return {"csim_source": float(cosine(d_fake, d_src).mean()), "csim_driver": float(cosine(d_fake, d_drv).mean()),
+    corr = nan
+    if len(mouth_out) >= 3 and np.std(mouth_out) > 1e-6 and np.std(mouth_drv) > 1e-6:
+        corr = float(np.corrcoef(mouth_out, mouth_drv)[0, 1])
+    return {"mouth_corr": corr,"csim_source": float(cosine(d_fake, d_src).mean()), "csim_driver": float(cosine(d_fake, d_drv).mean()),
             "mouth_err": float(np.mean(mouth)) if mouth else nan, "eye_err": float(np.mean(eyes)) if eyes else nan,
             "shape_err": float(np.mean(shape)) if shape else nan, "detected": len(mouth) / max(len(fake), 1)}
 
 
 def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, methods=("warp",), talker=None,
-                      n_frames: int = 16, t_fit: int = 8, landmark_backend: str = "auto", seed: int = 0) -> list[dict]:
-    """Cross-reenactment (source video id, driver video id) pairs, each rendered with and without
-    retargeting by each method ("warp", "ff", "ft"); returns one metrics row per pair x method x flag.
+                      n_frames: int = 16, t_fit: int = 8, landmark_backend: str = "auto", seed: int = 0,
+                      variants: tuple[str, ...] = RETARGET_VARIANTS) -> list[dict]:
+    """Cross-reenactment (source video id, driver video id) pairs, each rendered by each method ("warp",
+    "ff", "ft") with each retargeting variant ("none": the driver's landmarks as they are, as in the
+    paper; "relative"/"absolute": ``forge.retarget`` expression modes); one metrics row per
+    pair x method x variant.
     Source: its first valid frame (warp, T = 1) or ``t_fit`` frames (GAN); driver: ``n_frames`` frames
     evenly spread over its video."""
     from tqdm import tqdm
@@ -398,8 +407,9 @@ def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, m
         d_pick = d_ok[np.unique(np.linspace(0, len(d_ok) - 1, n_frames).round().astype(int))]
         src = Source(frames=s_frames[s_pick], landmarks=s_lm[s_pick])
         people = {}
-        for flag in (True, False):
-            lms, _ = target_landmarks(d_lm[d_pick], src.landmarks[0], flag)
+        for variant in variants:
+            lms, _ = target_landmarks(d_lm[d_pick], src.landmarks[0], variant != "none",
+                                      expression="relative" if variant == "none" else variant)
             for method in methods:
                 if method == "warp":
                     fake = render_warp(Source(frames=src.frames[:1], landmarks=src.landmarks[:1]), lms)
@@ -408,7 +418,7 @@ def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, m
                         people[method] = talker.fit(src.frames, draw_landmarks_batch(src.landmarks, size),
                                                     mode=method, seed=seed)
                     fake = talker.render(people[method], draw_landmarks_batch(lms, size))
-                rows.append({"source": src_id, "driver": drv_id, "method": method, "retarget": flag,
+                rows.append({"source": src_id, "driver": drv_id, "method": method, "retarget": variant,
                              **cross_metrics(fake, src.frames[0], src.landmarks[0], d_frames[d_pick],
                                              d_lm[d_pick], lms, encoder, detector)})
     return rows

@@ -10,6 +10,12 @@ driven by a wide-faced driver gets the driver's face shape (identity leaks from 
    part (jaw, brows, nose, eyes, mouth) by the ratio of the source part's size to the driver's,
 4. the head pose moves the result: out_t = (Q S_t Q^-1)(src + k_part * Q_lin d_t).
 
+``expression="absolute"`` (default) gives the brows, eyes and mouth the driver's (pose-normalised,
+size-scaled) shape, placed where the source's parts are; ``"relative"`` adds the driver's expression
+*change* to the source's own expression (a smiling portrait keeps its smile on top). Measured in
+``benchmarks/forge_eval.py`` (cross-reenactment, warp): both beat no retargeting on identity and face
+shape; "absolute" also transfers the mouth better, "relative" keeps identity best.
+
 When the source *is* the driver's reference frame the output equals the driver's landmarks exactly.
 """
 
@@ -33,6 +39,9 @@ PARTS: dict[str, np.ndarray] = {
 # Points that move with the head but hardly with expression: upper jaw, nose, eye corners.
 STABLE = np.array([0, 1, 15, 16, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
 PART_SCALE_RANGE = (0.5, 2.0)   # per-part size ratios are clipped to this range
+# parts whose *shape* is the expression (used by expression="absolute"); jaw and nose stay relative
+EXPRESSIVE = ("right_brow", "left_brow", "right_eye", "left_eye", "mouth")
+EXPRESSIONS = ("relative", "absolute")
 INNER_LIP_TOP, INNER_LIP_BOTTOM = np.array([61, 62, 63]), np.array([67, 66, 65])
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -104,13 +113,15 @@ def _check(name: str, lm: np.ndarray, shape: tuple) -> np.ndarray:
 
 def retarget(driver_landmarks: np.ndarray, source_landmarks: np.ndarray,
              driver_reference: np.ndarray | int | str | None = None, *,
-             part_scaling: bool = True) -> np.ndarray:
+             part_scaling: bool = True, expression: str = "absolute") -> np.ndarray:
     """The driver's head motion and expression on the source face's proportions.
 
     driver_landmarks (N, 68, 2), source_landmarks (68, 2) (both in the pixel frame of the rendered
     crop), driver_reference: None or "neutral" (least open mouth), "first", a frame index, or a
     (68, 2) array -> (N, 68, 2) float32 in the source's frame.
     """
+    if expression not in EXPRESSIONS:
+        raise FaceforgeError(f"retarget: unknown expression mode {expression!r} (relative|absolute)")
     drv = _check("driver landmarks", driver_landmarks, ("N", 68, 2))
     src = _check("source landmarks", source_landmarks, (68, 2))
     if len(drv) == 0:
@@ -132,12 +143,18 @@ def retarget(driver_landmarks: np.ndarray, source_landmarks: np.ndarray,
 
     q = fit_similarity(ref[STABLE], src[STABLE])                       # (3, 3) ref -> source
     delta_src = delta @ q[:2, :2].T                                    # (N, 68, 2) in source scale
-    if part_scaling:
-        ref_in_src = apply_transform(q, ref)                           # (68, 2)
-        for idx in PARTS.values():
-            k = part_size(src, idx) / max(part_size(ref_in_src, idx), 1e-6)
-            delta_src[:, idx] *= np.clip(k, *PART_SCALE_RANGE)
+    ref_in_src = apply_transform(q, ref)                               # (68, 2)
+    scale = {name: float(np.clip(part_size(src, idx) / max(part_size(ref_in_src, idx), 1e-6), *PART_SCALE_RANGE))
+             if part_scaling else 1.0 for name, idx in PARTS.items()}
     expressed = src + delta_src                                        # (N, 68, 2)
+    for name, idx in PARTS.items():
+        if expression == "absolute" and name in EXPRESSIVE:
+            # the driver's part shape about its centroid, scaled, at the source part's (moved) centroid
+            shape = normalised[:, idx] - normalised[:, idx].mean(axis=1, keepdims=True)   # (N, k, 2)
+            shift = delta_src[:, idx].mean(axis=1, keepdims=True)                          # (N, 1, 2)
+            expressed[:, idx] = src[idx].mean(axis=0) + shift + scale[name] * (shape @ q[:2, :2].T)
+        else:
+            expressed[:, idx] = src[idx] + scale[name] * delta_src[:, idx]
     motion = q @ pose @ np.linalg.inv(q)                               # (N, 3, 3) conjugated head pose
     return apply_transform(motion, expressed).astype(np.float32)
 

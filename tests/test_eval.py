@@ -114,8 +114,9 @@ def test_cross_reenactment_retarget_metrics(tiny_cache):
 
     rows = evaluate_retarget(tiny_cache, [("d0", "hdtf_wda_katiehill")], n_frames=3, t_fit=1,
                              landmark_backend="dlib")
-    assert len(rows) == 2 and {r["retarget"] for r in rows} == {True, False}
+    assert len(rows) == 3 and [r["retarget"] for r in rows] == ["none", "relative", "absolute"]
     by = {r["retarget"]: r for r in rows}
     # retargeting keeps the source's face shape better than feeding the driver's landmarks as they are
-    assert by[True]["shape_err"] < by[False]["shape_err"]
+    assert by["relative"]["shape_err"] < by["none"]["shape_err"]
+    assert by["absolute"]["shape_err"] < by["none"]["shape_err"]
     assert all(0 < r["csim_source"] <= 1 and r["detected"] > 0 for r in rows)

@@ -45,8 +45,10 @@ def test_neutral_frame_is_the_closed_mouth(faces):
 
 def test_keeps_source_proportions_and_transfers_mouth_opening(faces):
     source, driver = faces
-    out = retarget(driver, source)                                        # (3, 68, 2)
+    out = retarget(driver, source, expression="relative")                 # (3, 68, 2)
     assert out.shape == (3, 68, 2) and out.dtype == np.float32
+    # absolute (the default): the eyes take the driver's shape at the source's size -> IOD within 1%
+    assert inter_ocular(retarget(driver, source)[1]) == pytest.approx(inter_ocular(source), rel=0.01)
     # the neutral driver frame gives back the source exactly: proportions kept
     assert np.abs(out[1] - source).max() < 1e-3
     assert inter_ocular(out[0]) == pytest.approx(inter_ocular(source), rel=1e-4)   # 0.8x the driver's
@@ -65,8 +67,9 @@ def test_without_retarget_driver_proportions_leak(faces):
     source, driver = faces
     # the paper's way (driver landmarks as they are) has the driver's eye distance, retarget the source's
     err_raw = abs(inter_ocular(driver[1]) - inter_ocular(source))
-    err_rt = abs(inter_ocular(retarget(driver, source)[1]) - inter_ocular(source))
-    assert err_raw > 5.0 and err_rt < 1e-3
+    err_rt = abs(inter_ocular(retarget(driver, source, expression="relative")[1]) - inter_ocular(source))
+    err_abs = abs(inter_ocular(retarget(driver, source)[1]) - inter_ocular(source))
+    assert err_raw > 5.0 and err_rt < 1e-3 and err_abs < 0.05 * err_raw
 
 
 def test_self_retarget_is_identity(faces):
@@ -99,3 +102,18 @@ def test_bad_inputs(faces):
     nan[0, 0] = np.nan
     with pytest.raises(FaceforgeError, match="NaN"):
         retarget(nan, source)
+
+
+def test_expression_modes_on_a_smiling_source():
+    # source with its mouth open, driver closed -> open: relative adds the opening, absolute copies it
+    source = canonical_landmarks(S, mouth_open=0.03)
+    driver = np.stack([canonical_landmarks(S), canonical_landmarks(S, mouth_open=0.05)])
+    rel = retarget(driver, source, expression="relative")
+    ab = retarget(driver, source, expression="absolute")
+    assert mouth_opening(rel[0]) == pytest.approx(mouth_opening(source), rel=1e-3)      # keeps its smile
+    assert mouth_opening(rel[1]) > mouth_opening(driver[1]) * 1.4                        # smile + opening
+    assert mouth_opening(ab[0]) == pytest.approx(0.0, abs=1e-4)                          # driver's closed mouth
+    assert mouth_opening(ab[1]) == pytest.approx(mouth_opening(driver[1]), rel=0.05)
+    assert inter_ocular(ab[1]) == pytest.approx(inter_ocular(source), rel=1e-4)
+    with pytest.raises(FaceforgeError, match="expression mode"):
+        retarget(driver, source, expression="mirror")

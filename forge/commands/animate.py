@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--no-retarget feeds the driver's landmarks as they are, as in the paper)")
     p.add_argument("--reference", choices=("neutral", "first"), default="neutral",
                    help="driver reference frame for retargeting (default: the least open mouth)")
+    p.add_argument("--expression", choices=("relative", "absolute"), default="absolute",
+                   help="retargeting: add the driver's expression change to the source's own (relative) or "
+                        "copy the driver's brow/eye/mouth shapes at the source's size (absolute)")
     p.add_argument("--mode", choices=("ff", "ft"), default="ff", help="few-shot fitting: feed-forward or fine-tune")
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps for --mode ft")
     p.add_argument("--checkpoint", default=None, help="talker checkpoint (default: the shipped one)")
@@ -41,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from forge.animate import AnimateConfig, animate
 
-    cfg = AnimateConfig(generator=args.generator, retarget=args.retarget, reference=args.reference, mode=args.mode,
+    cfg = AnimateConfig(generator=args.generator, retarget=args.retarget, reference=args.reference,
+                        expression=args.expression, mode=args.mode,
                         steps=args.steps, seed=args.seed, resolution=args.resolution,
                         source_frames=args.source_frames, max_frames=args.max_frames, every=args.every,
                         backend=args.backend, side_by_side=args.side_by_side, crf=args.crf)
