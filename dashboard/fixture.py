@@ -94,6 +94,8 @@ def make_fixture_corpus(root: str | Path, *, size: int = 64, n_frames: int = 6,
                                  c2pa_signed=True, watermark_payload="00000000deadbeef",
                                  provenance_status="signed", landmarks_path=f"landmarks/{item}.npy"))
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    for col in ("T", "resolution", "n_frames", "seed"):  # nullable ints, as forge corpus writes them
+        df[col] = df[col].astype("Int64")
     write_parquet_atomic(root / "manifest.parquet", df)
     write_parquet_atomic(root / "errors.parquet",
                          pd.DataFrame({"source": ["data/sample/videos/broken.mp4"], "reason": ["no face found"]}))
