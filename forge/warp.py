@@ -5,7 +5,8 @@ head moves with the face) and fixed points around the frame are triangulated onc
 source). For every target pose each output pixel finds its triangle in the target mesh and is mapped
 back into the source through that triangle's affine transform (a vectorised barycentric remap: one
 ``cv2.remap`` per frame). The background outside the face is stretched, the mouth interior is whatever
-the source shows (no teeth are invented): a baseline, and a second kind of fake for the corpus.
+the source shows, darkened where the mouth opens wider than in the source (no teeth are invented):
+a baseline, and a second kind of fake for the corpus.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ BORDER_MARGIN = 0.25     # fixed frame points sit this fraction of the image siz
 BORDER_PER_SIDE = 4      # fixed points per image side (corners included once)
 FOREHEAD_LIFT = 0.6      # forehead points: brows lifted by this fraction of the brow-to-nose-tip distance
 MIN_AREA = 1e-3          # target triangles smaller than this (px^2) are not drawn
+INNER_LIPS = slice(60, 68)
+MOUTH_DARKEN = 0.3       # a newly opened mouth shows the warped lips darkened to this fraction
 
 
 def forehead_points(landmarks: np.ndarray) -> np.ndarray:
@@ -126,12 +129,36 @@ def warp_image(source_image: np.ndarray, src_points: np.ndarray, tgt_points: np.
                      interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def _polygon_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def shade_mouth(image: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Darken the inner-mouth polygon of a warped frame by how much wider it is than the source's
+    (a closed source mouth stretched open would otherwise show smeared lips). (H, W, 3) -> (H, W, 3)."""
+    import cv2
+
+    a_src = _polygon_area(source_landmarks[INNER_LIPS])
+    a_tgt = _polygon_area(target_landmarks[INNER_LIPS])
+    if a_tgt <= a_src or a_tgt < 1.0:
+        return image
+    strength = (a_tgt - a_src) / a_tgt                                 # 0 (same) .. 1 (source closed)
+    mask = np.zeros(image.shape[:2], np.float32)
+    cv2.fillPoly(mask, [np.round(target_landmarks[INNER_LIPS] * 16).astype(np.int32)], 1.0,
+                 lineType=cv2.LINE_AA, shift=4)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.5, 0.01 * image.shape[1]))[..., None]
+    factor = 1.0 - strength * (1.0 - MOUTH_DARKEN) * mask              # (H, W, 1)
+    return np.clip(image * factor + 0.5, 0, 255).astype(np.uint8)
+
+
 def warp_render(source_image: np.ndarray, source_landmarks: np.ndarray,
-                target_landmarks: np.ndarray) -> np.ndarray:
+                target_landmarks: np.ndarray, fill_mouth: bool = True) -> np.ndarray:
     """Render the source face in each target pose.
 
     source_image (H, W, 3) uint8, source_landmarks (68, 2), target_landmarks (N, 68, 2) in the same
     pixel frame -> (N, H, W, 3) uint8. Target landmarks equal to the source give back the source.
+    fill_mouth: darken a mouth opened wider than the source's (see ``shade_mouth``).
     """
     img = np.asarray(source_image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
@@ -152,4 +179,6 @@ def warp_render(source_image: np.ndarray, source_landmarks: np.ndarray,
     out = np.empty((len(tgt_lm), h, w, 3), np.uint8)
     for i, pts in enumerate(tgt_pts):
         out[i] = warp_image(img, src_pts, pts, triangles)
+        if fill_mouth:
+            out[i] = shade_mouth(out[i], src_lm, tgt_lm[i])
     return out

@@ -58,9 +58,16 @@ def test_affine_motion_of_a_gradient_image():
 
 def test_open_mouth_changes_only_the_lower_face(image):
     lm = canonical_landmarks(S)
-    out = warp_render(image, lm, canonical_landmarks(S, mouth_open=0.04)[None])[0]
+    target = canonical_landmarks(S, mouth_open=0.04)
+    plain = warp_render(image, lm, target[None], fill_mouth=False)[0]
+    out = warp_render(image, lm, target[None])[0]
     assert np.array_equal(out[:30], image[:30])                          # eyes and above untouched
-    assert not np.array_equal(out[44:52, 24:40], image[44:52, 24:40])     # the mouth moved
+    assert not np.array_equal(plain[44:52, 24:40], image[44:52, 24:40])   # the mouth moved
+    # the newly opened mouth (source closed) is shaded: its centre is ~MOUTH_DARKEN as bright
+    centre = (slice(46, 49), slice(29, 35))
+    ratio = out[centre].astype(float).sum() / plain[centre].astype(float).sum()
+    assert 0.25 < ratio < 0.5
+    assert np.array_equal(out[:40], plain[:40])                          # nothing else shaded
 
 
 def test_bad_inputs(image):
