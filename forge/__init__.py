@@ -5,3 +5,22 @@ Data flows one way: videos -> ``forge prepare`` (faces, landmarks, cache) ->
 """
 
 __version__ = "0.1.0"
+
+# Lazy public API (``from forge import warp_render`` imports nothing heavy until used). Functions named
+# like their module (retarget, animate, evaluate) are reached as ``forge.<module>.<function>``.
+_EXPORTS = {
+    "warp_render": "forge.warp",
+    "AnimateConfig": "forge.animate",
+    "EvalConfig": "forge.evaluate",
+    "ssim": "forge.metrics", "psnr": "forge.metrics", "csim": "forge.metrics",
+    "IdentityEncoder": "forge.metrics", "landmark_error": "forge.metrics",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forge' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
