@@ -32,6 +32,7 @@ from forge.common import FaceforgeError, atomic_path, get_logger, save_config, w
 
 log = get_logger("evaluate")
 
+EVAL_VERSION = 2          # bump when rendering/metrics change: cached rows of older versions are redone
 METHODS = ("warp", "ff", "ft")
 METRICS = ("ssim", "psnr", "csim", "landmark_nme", "landmark_detected")
 GRID_UPSCALE = 2
@@ -147,7 +148,7 @@ def _row_key(video_id: str, method: str, t: int) -> str:
 
 
 def _config_hash(cfg: EvalConfig, checkpoint_sha: str | None, cache_root: Path) -> str:
-    payload = json.dumps([dataclasses.asdict(cfg), checkpoint_sha, str(cache_root.resolve())],
+    payload = json.dumps([EVAL_VERSION, dataclasses.asdict(cfg), checkpoint_sha, str(cache_root.resolve())],
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
