@@ -103,9 +103,8 @@ def _writable_dir(p: Path) -> bool:
 
 
 # ---------------------------------------------------------------- corpus
-def load_manifest(corpus: str | Path) -> "pd.DataFrame":  # noqa: F821
+def load_manifest(corpus: str | Path) -> "pd.DataFrame":
     """``CORPUS/manifest.parquet`` with every contract column present (missing ones empty)."""
-    import pandas as pd
 
     path = Path(corpus) / "manifest.parquet"
     require_file(path, "corpus manifest")
@@ -139,7 +138,6 @@ def load_card(corpus: str | Path) -> dict:
 
 def load_errors(corpus: str | Path):
     """``errors.parquet`` (skipped sources + reason) or None."""
-    import pandas as pd
 
     p = Path(corpus) / "errors.parquet"
     return pd.read_parquet(p) if p.is_file() else None
@@ -495,7 +493,6 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, Any]:
 
 def metrics_table(runs: Iterable[RunInfo]):
     """One row per (run, eval) with its scalar metrics (val metrics as eval ``val``)."""
-    import pandas as pd
 
     rows = []
     for run in runs:
@@ -516,7 +513,6 @@ _LABEL_COLS = ("label", "y_true", "target", "is_fake")
 
 def normalize_scores(df):
     """Score CSV -> columns ``item_id``, (``frame``), ``score`` (higher = more fake), (``y``: 1 fake)."""
-    import pandas as pd
 
     def pick(cands):
         return next((c for c in cands if c in df.columns), None)
@@ -540,7 +536,6 @@ def normalize_scores(df):
 
 def load_scores(run: RunInfo, eval_name: str, kind: str = "videos"):
     """``eval/<name>/scores_<kind>.csv`` normalized, or None when absent."""
-    import pandas as pd
 
     p = run.path / "eval" / eval_name / f"scores_{kind}.csv"
     if not p.is_file():
@@ -550,7 +545,6 @@ def load_scores(run: RunInfo, eval_name: str, kind: str = "videos"):
 
 def item_frame_scores(runs: Iterable[RunInfo], item_id: str):
     """Per-frame scores of one item across all runs/evals: DataFrame[frame, score, series]."""
-    import pandas as pd
 
     parts = []
     for run in runs:
@@ -587,7 +581,6 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 def cross_matrix(merged, rows: str = "generator", cols: str = "compression"):
     """AUC of each fake ``rows`` value vs the reals, per ``cols`` value: DataFrame (rows x cols).
     Reals are matched on the column value when that column applies to reals (e.g. compression)."""
-    import pandas as pd
 
     reals, fakes = merged[merged["y"] == 0], merged[merged["y"] == 1]
     rvals = sorted(display_values(fakes[rows]).unique())
@@ -613,10 +606,9 @@ def worst_errors(merged, k: int = 5, threshold: float = 0.5):
     return fp, fn
 
 
-def study_matrices(results_dir: str | Path | None) -> list[tuple[str, "pd.DataFrame"]]:  # noqa: F821
+def study_matrices(results_dir: str | Path | None) -> list[tuple[str, "pd.DataFrame"]]:
     """Heatmap-shaped tables found in ``results_dir/detect_*.json``: every nested dict of the form
     ``{row: {col: number}}`` (e.g. train-generator x test-generator AUC), titled by file and key."""
-    import pandas as pd
 
     out = []
     if results_dir is None or not Path(results_dir).is_dir():
@@ -703,10 +695,9 @@ def _trust_anchors(corpus: str | Path | None) -> str | None:
     return None
 
 
-def score_with_runs(runs: Iterable[RunInfo], path: str | Path) -> tuple["pd.DataFrame | None", list[str]]:  # noqa: F821
-    """``detect.score_files(run, [path])`` for every run that has a model; (table, problems)."""
-    import pandas as pd
-
+def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "detect") -> tuple["pd.DataFrame | None", list[str]]:
+    """``detect.score_files(run, [path], faces=...)`` for every run; (table, problems).
+    ``faces``: "detect" (find and crop faces) or "none" (the file is already a face crop)."""
     problems: list[str] = []
     try:
         from detect import score_files
@@ -715,7 +706,7 @@ def score_with_runs(runs: Iterable[RunInfo], path: str | Path) -> tuple["pd.Data
     rows = []
     for run in runs:
         try:
-            df = score_files(run.path, [Path(path)])
+            df = score_files(run.path, [Path(path)], faces=faces, progress=False)
         except FaceforgeError as e:
             problems.append(f"{run.name}: {e}")
             continue

@@ -180,7 +180,8 @@ def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
     det = types.ModuleType("detect")
     det.seen = []
 
-    def score_files(run, files):
+    def score_files(run, files, faces="detect", progress=True):
+        det.faces = faces
         det.seen.append([Path(f) for f in files])
         assert all(Path(f).exists() for f in files)
         return pd.DataFrame({"path": [str(f) for f in files], "score": [0.75] * len(files)})
@@ -198,12 +199,16 @@ def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
     checked = det.seen[0][0]
     assert checked.name == "evil_name.mp4" and checked.parent.name.startswith("faceforge-check-")
     assert not checked.exists()  # the temp folder is gone after the checks
+    assert det.faces == "detect"
     faces = {m.label: m.value for m in at.metric}.get("Frames with a face")
     if faces is not None:  # forge.data.clip present: faces counted on the 4-frame clip
         n_faces, n_frames = (int(x) for x in faces.split(" / "))
         assert n_frames == 4 and 0 <= n_faces <= 4
-    else:
-        assert any("unavailable" in w for w in _texts(at.warning))
+    else:  # no face finder, or no face found on the tiny crop
+        assert any("unavailable" in w for w in _texts(at.warning)) or any("No face found" in i for i in _texts(at.info))
+
+    at.toggle(key="is_crop").set_value(True).run()  # a face crop: scored as is, checked again
+    assert det.faces == "none" and len(det.seen) == 2
 
 
 def test_check_a_file_size_limit(open_app):

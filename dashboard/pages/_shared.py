@@ -142,8 +142,14 @@ def heatmap(table, title: str, value: str = "AUC"):
 
 
 def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -> dict:
-    """Verdict, manifest assertions, validation codes, watermark payload and confidence."""
+    """The provenance of a corpus file (cached verification), shown with :func:`show_provenance`."""
     result = verdict(path, corpus)
+    show_provenance(result, row)
+    return result
+
+
+def show_provenance(result: dict, row: dict | None = None) -> None:
+    """Verdict, manifest assertions, validation codes, watermark payload and confidence."""
     if not result.get("available"):
         st.warning(f"Provenance unavailable: {result.get('reason', 'unknown reason')}")
         if row is not None:
@@ -175,7 +181,6 @@ def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -
         st.caption(f"warning: {warning}")
     with st.expander("Full verification result"):
         st.json({k: v for k, v in result.items() if jsonable(v)})
-    return result
 
 
 def jsonable(v) -> bool:

@@ -18,14 +18,14 @@ TYPES = [s.lstrip(".") for s in data.VIDEO_SUFFIXES + data.IMAGE_SUFFIXES]
 MB = 1 << 20
 
 
-def check_bytes(name: str, payload: bytes, corpus: Path | None, runs) -> dict:
+def check_bytes(name: str, payload: bytes, corpus: Path | None, runs, faces: str = "detect") -> dict:
     """Run the three checks on an uploaded file inside a temp folder (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="faceforge-check-") as tmp:
         base = Path(name.replace("\\", "/")).name  # drop any folder part of the client's file name
         suffix = Path(base).suffix.lower()
         path = Path(tmp) / (safe_name(Path(base).stem, 60) + (suffix if suffix.lstrip(".") in TYPES else ""))
         path.write_bytes(payload)
-        scores, problems = data.score_with_runs(runs, path) if runs else (None, [])
+        scores, problems = data.score_with_runs(runs, path, faces) if runs else (None, [])
         return {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
                 "provenance": data.provenance_verdict(path, corpus), "scores": scores,
                 "score_problems": problems, "faces": data.find_faces(path)}
@@ -35,6 +35,7 @@ st.title("Check a file")
 cfg = ui.config()
 st.caption(f"Upload an image or a video (at most {cfg.max_upload_mb} MB). It is checked in a temporary "
            "folder and deleted afterwards.")
+crop = st.toggle("The file is already a face crop (score it as is, like corpus items)", key="is_crop")
 upload = st.file_uploader("Image or video", type=TYPES, max_upload_size=cfg.max_upload_mb, key="upload")
 if upload is None:
     st.info("No file uploaded yet.")
@@ -43,22 +44,17 @@ else:
     if len(payload) > cfg.max_upload_mb * MB:
         st.error(f"{upload.name} is {len(payload) / MB:.1f} MB; the limit is {cfg.max_upload_mb} MB.")
         st.stop()
-    key = ("check", hashlib.sha256(payload).hexdigest())
+    key = ("check", hashlib.sha256(payload).hexdigest(), crop)
     if st.session_state.get("_check_key") != key:
         with st.spinner("Checking ..."):
-            st.session_state["_check_result"] = check_bytes(upload.name, payload, cfg.corpus, ui.runs())
+            st.session_state["_check_result"] = check_bytes(upload.name, payload, cfg.corpus, ui.runs(),
+                                                               "none" if crop else "detect")
         st.session_state["_check_key"] = key
     result = st.session_state["_check_result"]
     st.markdown(f"**{result['name']}** · {result['size'] / 1024:.1f} KiB · sha256 `{result['sha256'][:16]}…`")
 
     st.subheader("Provenance")
-    prov = result["provenance"]
-    if not prov.get("available"):
-        st.warning(f"Provenance unavailable: {prov.get('reason')}")
-    else:
-        st.markdown(f"**Verdict:** `{prov.get('verdict')}`")
-        with st.expander("Full verification result"):
-            st.json({k: v for k, v in prov.items() if ui.jsonable(v)})
+    ui.show_provenance(result["provenance"])
 
     st.subheader("Detector scores")
     if not cfg.runs:
@@ -72,9 +68,9 @@ else:
     faces = result["faces"]
     if not faces.get("available"):
         st.warning(faces.get("reason"))
+    elif faces["n_frames"] == 0:
+        st.info(f"No face found: {faces.get('reason')}")
     else:
         st.metric("Frames with a face", f"{faces['n_faces']} / {faces['n_frames']}")
-        if faces.get("reason"):
-            st.caption(faces["reason"])
         if faces.get("crops") is not None:
             st.image(list(faces["crops"]), caption=[f"face {i + 1}" for i in range(len(faces["crops"]))], width=160)
