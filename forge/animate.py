@@ -25,6 +25,7 @@ GENERATORS = ("fewshot", "warp")
 MODES = ("ff", "ft")
 WARP_RESOLUTION = 256            # default crop size for the warp generator (resolution-free)
 PERSON_SUFFIXES = (".pt", ".pth")
+SOURCE_SCAN = 8                  # a video source: its T frames are spread over its first T * SOURCE_SCAN frames
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ def load_source(path: str | Path, cfg: AnimateConfig, resolution: int, detector=
         return Source(frames=None, landmarks=None if lm is None else np.asarray(lm, np.float32).reshape(-1, 68, 2),
                       person=person, kind="person", path=str(path))
     try:
-        clip = extract_clip(path, resolution=resolution, backend=cfg.backend, max_frames=None,
-                            detector=detector)
+        clip = extract_clip(path, resolution=resolution, backend=cfg.backend,
+                            max_frames=cfg.source_frames * SOURCE_SCAN, detector=detector)
     except FaceforgeError as e:
         raise FaceforgeError(f"source {path.name}: {e}") from None
     ok = np.flatnonzero(clip.valid)
