@@ -623,24 +623,56 @@ def study_matrices(results_dir: str | Path | None) -> list[tuple[str, "pd.DataFr
 MATRIX_METRIC = "auc"  # the cell value taken from dict cells ({"auc": .9, "n": 40})
 
 
-def _cell(x: Any) -> float | None:
+_NO_CELL = object()
+
+
+def _cell(x: Any) -> Any:
+    """A matrix cell's value: a number, or a dict's ``MATRIX_METRIC`` (None there = an empty cell, NaN)."""
     if isinstance(x, dict):
-        x = x.get(MATRIX_METRIC)
+        if MATRIX_METRIC not in x:
+            return _NO_CELL
+        x = x[MATRIX_METRIC]
+        if x is None:
+            return float("nan")
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return float(x)
-    return None
+    return _NO_CELL
 
 
 def _matrices_in(node: Any, key: str = "") -> Iterable[tuple[str, dict]]:
     if not isinstance(node, dict) or not node:
         return
     values = list(node.values())
-    if len(node) >= 2 and all(isinstance(v, dict) and v for v in values) and all(
-            all(_cell(x) is not None for x in v.values()) for v in values):
-        yield key, {r: {c: _cell(x) for c, x in v.items()} for r, v in node.items()}
-        return
+    if len(node) >= 2 and all(isinstance(v, dict) and v for v in values):
+        cells = {r: {c: _cell(x) for c, x in v.items()} for r, v in node.items()}
+        flat = [x for row in cells.values() for x in row.values()]
+        if all(x is not _NO_CELL for x in flat) and any(x == x for x in flat):  # x == x: not NaN
+            yield key, cells
+            return
     for k, v in node.items():
         yield from _matrices_in(v, f"{key}.{k}" if key else str(k))
+
+
+def study_curves(results_dir: str | Path | None) -> list[tuple[str, pd.DataFrame]]:
+    """Curves in ``results_dir/detect_*.json``: lists of ``{"level": x, "auc": y}`` (robustness studies),
+    as DataFrame[level, auc] titled by file and key."""
+    out = []
+    if results_dir is None or not Path(results_dir).is_dir():
+        return out
+    for p in sorted(Path(results_dir).glob("detect_*.json")):
+        out += [(f"{p.stem}: {k}", df) for k, df in _curves_in(_read_json(p))]
+    return out
+
+
+def _curves_in(node: Any, key: str = "") -> Iterable[tuple[str, pd.DataFrame]]:
+    if isinstance(node, list) and len(node) >= 2 and all(isinstance(x, dict) and "level" in x and MATRIX_METRIC in x
+                                                          for x in node):
+        df = pd.DataFrame({"level": [fmt_value(x["level"]) for x in node],
+                           MATRIX_METRIC: [np.nan if x[MATRIX_METRIC] is None else x[MATRIX_METRIC] for x in node]})
+        yield key, df
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _curves_in(v, f"{key}.{k}" if key else str(k))
 
 
 # ---------------------------------------------------------------- other packages (built concurrently)

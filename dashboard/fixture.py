@@ -182,6 +182,8 @@ def make_fixture_results(results: str | Path) -> Path:
     write_json_atomic(results / "detect_cross.json", {
         "study": "cross-generator",
         "auc": {"fewshot": {"fewshot": 0.97, "warp": 0.71}, "warp": {"fewshot": 0.64, "warp": 0.95}},
+        "robustness": {"jpeg_quality": [{"level": None, "auc": 0.95}, {"level": 70, "auc": 0.83},
+                                        {"level": 30, "auc": 0.61}]},
     })
     return results
 

@@ -158,6 +158,8 @@ def test_score_columns_normalized():
 def test_study_matrices_and_empty_runs(fx, tmp_path):
     [(title, table)] = data.study_matrices(fx / "results")
     assert title == "detect_cross: auc" and table.loc["warp", "fewshot"] == pytest.approx(0.64)
+    [(title, curve)] = data.study_curves(fx / "results")
+    assert title == "detect_cross: robustness.jpeg_quality" and curve["level"].tolist() == ["(none)", "70", "30"]
     assert data.find_runs(tmp_path) == [] and data.find_runs(None) == []
     assert data.study_matrices(tmp_path) == []
 
@@ -165,11 +167,17 @@ def test_study_matrices_and_empty_runs(fx, tmp_path):
 def test_study_matrix_cells_may_be_metric_dicts(tmp_path):
     from forge.common import write_json_atomic
 
-    write_json_atomic(tmp_path / "detect_compression.json", {"rows": [1, 2], "matrix": {
-        "raw": {"raw": {"auc": 0.99, "n": 10}, "c40": {"auc": 0.61, "n": 10}},
-        "c40": {"raw": {"auc": 0.8, "n": 10}, "c40": {"auc": 0.9, "n": 10}}}})
+    # the layout of benchmarks/detect_studies.py: {train: {test: {"auc": ..., "n": ...}}}, None = empty cell
+    write_json_atomic(tmp_path / "detect_studies.json", {"detectors": {"frequency": {
+        "cross_compression": {"raw": {"raw": {"auc": 0.99, "n": 10}, "c40": {"auc": 0.61, "n": 10}},
+                              "c40": {"raw": {"auc": None, "n": 0, "error": "no items"}, "c40": {"auc": 0.9, "n": 10}}},
+        "robustness": {"curves": {"blur_sigma": [{"level": 0.0, "auc": 0.9}, {"level": 2.0, "auc": 0.7}]}}}}})
     [(title, table)] = data.study_matrices(tmp_path)
-    assert title == "detect_compression: matrix" and table.loc["raw", "c40"] == pytest.approx(0.61)
+    assert title == "detect_studies: detectors.frequency.cross_compression"
+    assert table.loc["raw", "c40"] == pytest.approx(0.61) and np.isnan(table.loc["c40", "raw"])
+    [(title, curve)] = data.study_curves(tmp_path)
+    assert title.endswith("robustness.curves.blur_sigma") and curve["auc"].tolist() == [0.9, 0.7]
+    assert curve["level"].tolist() == ["0", "2"]
 
 
 def test_provenance_verdict_of_an_unsigned_item(fx):

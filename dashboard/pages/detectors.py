@@ -74,3 +74,11 @@ if not studies:
     st.info(f"No study results (detect_*.json) in `{cfg.results}`.")
 for title, table in studies:
     ui.heatmap(table, title)
+curves = data.study_curves(cfg.results)
+if curves:
+    st.subheader("Robustness")
+    cols = st.columns(3)
+    for i, (title, df) in enumerate(curves):
+        with cols[i % 3]:
+            st.caption(title)
+            st.line_chart(df, x="level", y=data.MATRIX_METRIC, height=200)
