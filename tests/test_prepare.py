@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -139,6 +140,10 @@ def test_resume_after_interruption(tree, cache, tmp_path, monkeypatch):
     # a third run has nothing left to do
     again = prepare([tree], out, CFG, progress=False)
     assert again["n_skipped_done"] == 7
+    # a file changed since (size/mtime) is prepared again
+    st = (tree / "katie.mp4").stat()
+    os.utime(tree / "katie.mp4", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert prepare([tree], out, CFG, progress=False)["n_skipped_done"] == 6
     # other settings into the same cache are refused
     with pytest.raises(FaceforgeError, match="other settings"):
         prepare([tree], out, PrepareConfig(resolution=128, backend="dlib", every=2, max_frames=4), progress=False)
@@ -164,6 +169,11 @@ def test_cli(tree, tmp_path, capsys):
     assert e.value.code == 2
     with pytest.raises(SystemExit):
         main(["forge", "prepare", str(tree), "--out", str(tmp_path / "c"), "--every", "0"])
+    capsys.readouterr()
+    assert main(["forge", "prepare", str(tree), "--out", str(tmp_path / "c"), "--backend", "face-alignment",
+                 "--fan-weights", str(tmp_path / "nope.pth"), "--s3fd-weights", str(tmp_path / "nope2.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "face-alignment backend unavailable" in err and err.count("\n") == 1
     rc = main(["forge", "prepare", str(tree / "katie.mp4"), str(tree / "notes.mp4"), "--out", str(tmp_path / "c"),
                "--backend", "dlib", "--every", "3", "--max-frames", "2", "--quiet"])
     out = capsys.readouterr().out

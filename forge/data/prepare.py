@@ -42,6 +42,8 @@ class PrepareConfig:
     jpeg_quality: int = 95
     min_face_fraction: float = 0.5  # videos with fewer frames with a face get status "few_faces"
     workers: int = 1                # processes over videos (not part of the cache contents)
+    fan_weights: str | None = None  # face-alignment 2D-FAN-4 weights file (default: torch hub cache)
+    s3fd_weights: str | None = None # face-alignment S3FD weights file (default: torch hub cache)
 
     def __post_init__(self):
         if int(self.resolution) < 16:
@@ -67,6 +69,7 @@ class Item:
     identity: str
     video_id: str
     kind: str        # "video" | "image"
+    fingerprint: str # size and mtime of the file: a changed file is prepared again on resume
 
 
 # ---------------------------------------------------------------- input discovery
@@ -119,7 +122,9 @@ def discover_inputs(inputs: list[str | os.PathLike]) -> list[Item]:
         if vid in seen:
             continue  # the same file given twice
         seen.add(vid)
+        st = path.stat()
         items.append(Item(path=str(path), source=_printable(path), identity=ascii_id(identity),
+                          fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
                           video_id=vid, kind="image" if is_image(path) else "video"))
     return sorted(items, key=lambda it: it.video_id)
 
@@ -157,10 +162,11 @@ def process_item(item: Item, out: str, cfg: PrepareConfig) -> dict:
 
     t0 = time.perf_counter()
     record = dict(video_id=item.video_id, identity=item.identity, source=item.source, kind=item.kind,
+                  fingerprint=item.fingerprint,
                   status=cache_mod.STATUS_ERROR, n_frames=0, n_valid=0, error="", backend=cfg.backend,
                   fps=0.0, width=0, height=0, seconds=0.0)
     try:
-        detector = get_detector(cfg.backend)
+        detector = get_detector(cfg.backend, fan_path=cfg.fan_weights, s3fd_path=cfg.s3fd_weights)
         clip, det = extract_clip_detailed(item.path, resolution=cfg.resolution, every=cfg.every,
                                               max_frames=cfg.max_frames, smooth=cfg.smooth, margin=cfg.margin,
                                               detector=detector)
@@ -210,7 +216,7 @@ def _clean_temp(out: Path) -> int:
 def _done(out: Path, item: Item) -> dict | None:
     """The record of a finished item (its frames file exists when it says ok), else None."""
     record = cache_mod.read_video_record(out, item.video_id)
-    if record is None or record.get("source") != item.source:
+    if record is None or record.get("fingerprint") != item.fingerprint:
         return None
     if record.get("status") in (cache_mod.STATUS_OK, cache_mod.STATUS_FEW_FACES):
         if not cache_mod.video_paths(out, item.video_id)[0].is_file():
@@ -253,7 +259,7 @@ def prepare(inputs: list[str | os.PathLike] | str | os.PathLike, out: str | os.P
         inputs = [inputs]
     if int(cfg.resolution) not in RESOLUTIONS:
         log.warning("resolution %s is not one of the paper's %s", cfg.resolution, RESOLUTIONS)
-    cfg = replace(cfg, backend=resolve_backend(cfg.backend))  # record what "auto" picked
+    cfg = replace(cfg, backend=resolve_backend(cfg.backend, cfg.fan_weights, cfg.s3fd_weights))  # what "auto" picked
     items = discover_inputs(inputs)
     out = Path(out)
     _check_resume(out, cfg)
