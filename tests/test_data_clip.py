@@ -44,6 +44,15 @@ def test_extract_clip_video(short_video):
     assert (clip.landmark_images.reshape(n, -1).max(1) == 255).all()
 
 
+def test_extract_clip_redecodes_when_frames_do_not_fit(short_video, monkeypatch):
+    from forge.data import clip as clip_mod
+
+    kept = extract_clip(short_video, resolution=32, backend="dlib", max_frames=5)
+    monkeypatch.setattr(clip_mod, "FRAME_MEMORY_BUDGET", 1)  # nothing fits: second decode pass
+    again = extract_clip(short_video, resolution=32, backend="dlib", max_frames=5)
+    assert np.array_equal(kept.frames, again.frames) and np.array_equal(kept.boxes, again.boxes)
+
+
 def test_extract_clip_sampling_and_image(short_video, sample_portrait):
     clip = extract_clip(short_video, resolution=64, backend="dlib", every=4, max_frames=2, smooth=False)
     assert clip.frame_index.tolist() == [0, 4]
