@@ -111,7 +111,7 @@ def apply_filters(df, filters: dict[str, Sequence[str]] | Sequence[str] | None, 
             raise FaceforgeError(f"cannot filter on {col!r}: the manifest has no such column")
         want = {_norm(v) for v in values}
         values_norm = df[col].map(_norm)
-        col_mask = values_norm.isin(want).to_numpy()
+        col_mask = np.array(values_norm.isin(want), dtype=bool)
         if keep_real and col not in ("split", "label"):
             # a real row passes a filter on a fake-only attribute (generator, mode, T, ...)
             real = (df["label"].astype(str) == "real").to_numpy()

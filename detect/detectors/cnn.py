@@ -141,9 +141,9 @@ class TorchFrameDetector(Detector):
                 state["bad"] += 1
             state["epoch"] = epoch + 1
             state["finished"] = state["bad"] >= cfg.patience or state["epoch"] >= cfg.epochs
+            self._checkpoint(run_dir, opt, state)
             if on_epoch:
                 on_epoch(row)
-            self._checkpoint(run_dir, opt, state)
             if state["bad"] >= cfg.patience:
                 log.info("%s: early stop after epoch %d (%d epochs without a better val score)",
                          self.name, epoch + 1, state["bad"])

@@ -13,6 +13,7 @@ from detect.detectors.base import FeatureDetector, resize_frames
 from detect.registry import register
 
 SPECTRUM_EPS = 1e-8        # keeps log() finite on flat images
+FLAT_STD = 1e-6           # an image this flat has no spectrum to speak of
 SVM_CALIBRATION_FOLDS = 3  # folds for the SVM's sigmoid (Platt) calibration
 
 
@@ -35,6 +36,8 @@ def azimuthal_average(power: np.ndarray) -> np.ndarray:
 
 def spectrum_profile(gray: np.ndarray) -> np.ndarray:
     """Durall's feature of one grey image ``(S, S)``: 1-D log power profile, min-max normalised ``(S//2,)``."""
+    if gray.std() < FLAT_STD:
+        return np.zeros(min(gray.shape) // 2)
     f = np.fft.fftshift(np.fft.fft2(gray - gray.mean()))
     profile = azimuthal_average(20.0 * np.log(np.abs(f) + SPECTRUM_EPS))
     lo, hi = profile.min(), profile.max()
