@@ -43,6 +43,18 @@ def _display_frame(corpus: str, mtime: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def _counts(corpus: str, mtime: int) -> dict:
+    df = _manifest(corpus, mtime)
+    return {col: data.counts(df, col) for col in data.COUNT_COLUMNS}
+
+
+def counts() -> dict:
+    """Item counts per value of each ``COUNT_COLUMNS`` column (cached)."""
+    cfg = config()
+    return _counts(str(cfg.corpus), _mtime(Path(cfg.corpus) / "manifest.parquet"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def _filter_kinds(corpus: str, mtime: int) -> dict[str, str]:
     return data.filter_kinds(_manifest(corpus, mtime))
 

@@ -9,6 +9,7 @@ from dashboard.pages import _shared as ui
 from forge.common import FaceforgeError
 
 GRID_COLUMNS = 6
+TABLE_ROWS = 2_000  # rows sent to the browser's table (the grid pages through all of them)
 
 st.title("Corpus")
 df = ui.manifest()
@@ -30,10 +31,10 @@ if df is not None:
 
     st.subheader("Counts")
     cols = st.columns(3)
-    for i, col in enumerate(data.COUNT_COLUMNS):
+    for i, (col, table) in enumerate(ui.counts().items()):
         with cols[i % 3]:
             st.caption(f"by {col}")
-            st.bar_chart(data.counts(df, col), x=col, y="count", height=180)
+            st.bar_chart(table, x=col, y="count", height=180)
 
     st.subheader("Filter")
     shown = ui.display_frame()
@@ -50,7 +51,9 @@ if df is not None:
     mask = data.apply_filters(shown, choices, text).index
     filtered = df.loc[mask]
     st.caption(f"{len(filtered):,} of {len(df):,} items match")
-    st.dataframe(filtered, hide_index=True, height=240)
+    st.dataframe(filtered.head(TABLE_ROWS), hide_index=True, height=240)
+    if len(filtered) > TABLE_ROWS:
+        st.caption(f"table shows the first {TABLE_ROWS:,}; narrow the filters or page through the thumbnails")
 
     st.subheader("Thumbnails")
     n_pages = max(1, -(-len(filtered) // cfg.page_size))
