@@ -232,3 +232,21 @@ def test_ft_fit_once_per_fit_key_with_its_steps_and_seed():
     assert not np.allclose(outs[1].landmarks, lm[:4])  # cross + retarget: the source's proportions
     with pytest.raises(FaceforgeError, match="too few frames for T=4"):
         clips[src[0].source_id].reference_indices(4, 4)
+
+
+def test_gan_items_rerendered_after_a_new_checkpoint(tmp_path):
+    import json
+
+    from forge.corpus.build import is_done
+
+    jobs = _plan(CorpusConfig(), 2)[2]
+    gan = next(j for j in jobs if j.generator == "fewshot")
+    warp = next(j for j in jobs if j.generator == "warp")
+    models = render.Renderers(CorpusConfig())
+    models._ckpt_sha = "new"
+    part = tmp_path / "p.json"
+    assert not is_done(part, gan, models)
+    part.write_text(json.dumps({"rows": [{"checkpoint_sha256": "old"}]}))
+    assert not is_done(part, gan, models) and is_done(part, warp, models)
+    part.write_text(json.dumps({"rows": [{"checkpoint_sha256": "new"}]}))
+    assert is_done(part, gan, models)

@@ -59,10 +59,8 @@ def resolve_spec(corpus: Path, spec: CorpusConfig | str | Path | None, overrides
     saved = corpus / SPEC
     if isinstance(spec, CorpusConfig):
         cfg = spec
-    elif spec is None and saved.exists() and not overrides:
-        cfg = load_spec(saved)
-    else:
-        cfg = load_spec(spec, overrides)
+    else:  # no spec given: the corpus's own, else the default (embedded sample)
+        cfg = load_spec(spec if spec is not None else (saved if saved.exists() else None), overrides)
     with splits.file_lock(corpus / ".spec.lock"):
         if saved.exists():
             old = load_spec(saved)
@@ -235,6 +233,17 @@ def run_job(corpus: Path, job: plan.Job, cfg: CorpusConfig, bank: SourceBank, mo
 
 
 # ---------------------------------------------------------------- the build
+def is_done(part: Path, job: plan.Job, models: render.Renderers) -> bool:
+    """A job is done when its part file exists, and (GAN fakes) was rendered by the current
+    checkpoint: a re-run after a new ``talker64.pt`` re-renders the GAN items, nothing else."""
+    if not part.exists():
+        return False
+    if job.generator != "fewshot":
+        return True
+    rows = json.loads(part.read_text())["rows"]
+    return all(r["checkpoint_sha256"] == models.checkpoint_sha256 for r in rows)
+
+
 def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None, *,
                  overrides: dict | None = None, shard: tuple[int, int] = (0, 1), merge: bool | None = None,
                  progress: bool = True) -> BuildReport:
@@ -257,7 +266,7 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
                dynamic_ncols=True)
     for job in bar:
         part = corpus / PARTS / f"{job.job_id}.json"
-        if part.exists():
+        if is_done(part, job, models):
             stats["done"] += 1
             continue
         record = run_job(corpus, job, cfg, bank, models, prov)
@@ -272,12 +281,13 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
         jobs_skipped=stats["skipped"], files_written=stats["files"], person_fits=models.n_fits,
         seconds=round(seconds, 3), items_per_s=round(stats["ok"] / seconds, 4) if seconds > 0 else 0.0)
     if merge or (merge is None and count == 1):
-        report.card = merge_corpus(corpus)
         report.merged = True
+        report.card = merge_corpus(corpus, last_build={k: v for k, v in dataclasses.asdict(report).items()
+                                                       if k != "card"})
     return report
 
 
-def merge_corpus(corpus: str | Path) -> dict[str, Any]:
+def merge_corpus(corpus: str | Path, last_build: dict | None = None) -> dict[str, Any]:
     """Build manifest.parquet, errors.parquet and corpus.json from the parts of all shards."""
     corpus = Path(corpus)
     if not (corpus / SPEC).exists():
@@ -309,6 +319,7 @@ def merge_corpus(corpus: str | Path) -> dict[str, Any]:
                  "failed": sum(1 for s in done.values() if s == "error"),
                  "skipped": sum(1 for s in done.values() if s == "skipped"), "missing": len(missing)},
         "splits": {s: sorted(i for i, v in id_split.items() if v == s) for s in ("train", "val", "test")},
+        "last_build": last_build,  # the run that merged (jobs rendered, seconds, items/s), None for --merge
         "description": ("Face-crop talking-head clips: real clips cut from the source videos and fakes from "
                         "the few-shot GAN (FF/FT, T shots, self/cross reenactment, with/without "
                         "retargeting) and a piecewise-affine warp baseline; every fake watermarked and "

@@ -94,6 +94,13 @@ def plan_jobs(cfg: CorpusConfig, sources: list[Source], splits: dict[str, str],
                         jobs.append(Job(jid, "fake", gen.name, gen.mode, T, reen, rt, src, drv, split,
                                         job_seed(cfg.seed, jid), gen.steps, fit_key,
                                         _outputs(jid, True, cfg)))
+    seen: set[str] = set()
+    for j in jobs:
+        if j.job_id in seen:
+            from forge.common import FaceforgeError
+
+            raise FaceforgeError(f"the spec asks for {j.job_id} twice (overlapping generator entries)")
+        seen.add(j.job_id)
     return jobs
 
 

@@ -100,6 +100,7 @@ class Renderers:
         self._talker = None
         self._person_key: str | None = None
         self._person = None
+        self._ckpt_sha: str | None = None
         self.n_fits = 0
 
     @property
@@ -112,6 +113,17 @@ class Renderers:
                 raise FaceforgeError(f"the Talker checkpoint renders {self._talker.resolution} px but the "
                                      f"spec asks for {self.cfg.resolution} px")
         return self._talker
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """The Talker checkpoint's sha256 without loading it (resume compares it with done renders)."""
+        if self._ckpt_sha is None:
+            from forge.common import require_file, sha256_file
+            from forge.talker import DEFAULT_CHECKPOINT
+
+            path = self.cfg.checkpoint or DEFAULT_CHECKPOINT
+            self._ckpt_sha = sha256_file(require_file(path, "Talker checkpoint"))
+        return self._ckpt_sha
 
     def generator_info(self, generator: str) -> tuple[str, str | None]:
         """(generator_version, checkpoint_sha256) for the manifest."""

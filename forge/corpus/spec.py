@@ -80,7 +80,8 @@ class CorpusConfig:
     clip_frames: int = 16                                   # N: frames per item (reals and fakes alike)
     landmark_backend: str = "auto"                          # forge.data.landmarks backend
     generators: tuple[GeneratorSpec, ...] = (
-        GeneratorSpec("fewshot", "ff", (1, 8, 32)),
+        GeneratorSpec("fewshot", "ff", (1, 8, 32), ("self",)),
+        GeneratorSpec("fewshot", "ff", (8,), ("cross",), (False, True)),
         GeneratorSpec("fewshot", "ft", (8,), ("self",), (False,), steps=5, splits=("test",)),
         GeneratorSpec("warp", None, (1,)),
     )
