@@ -250,3 +250,11 @@ def test_gan_items_rerendered_after_a_new_checkpoint(tmp_path):
     assert not is_done(part, gan, models) and is_done(part, warp, models)
     part.write_text(json.dumps({"rows": [{"checkpoint_sha256": "new"}]}))
     assert is_done(part, gan, models)
+
+
+def test_cli_rejects_a_bad_shard(tmp_path, capsys):
+    from forge.cli import main
+
+    assert main(["forge", "corpus", "--out", str(tmp_path / "C"), "--shard", "5/2", "--no-progress"]) == 2
+    assert "need 0 <= i < n" in capsys.readouterr().err
+    assert not (tmp_path / "C").exists()

@@ -170,7 +170,7 @@ def write_group(corpus: Path, job: plan.Job, group: plan.OutputGroup, frames: np
         dst = gdir / compress.variant_filename(comp)
         if comp == "raw":
             _write_file(dst, frames, rendered.fps, comp, cfg, prov if fake else None, generation,
-                        ingredients=[job.source.path, job.driver.path],
+                        ingredients=list(dict.fromkeys([job.source.path, job.driver.path])),  # source, driver
                         actions=("created", "watermarked") if payload is not None else ("created",),
                         payload=payload)
         else:  # variants are transcodes of the written raw file, recorded as such
