@@ -259,7 +259,12 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
                    validation={"state": "Invalid", "failures": ["manifest.unreadable"],
                                "integrity_failures": [{"code": "manifest.unreadable", "explanation": str(e)}]})
     except c2pa_io.C2paIoError as e:
-        out["warnings"].append(f"c2pa could not parse the file: {e}")
+        if _has_c2pa_marker(path):  # a manifest's boxes are there, but c2pa cannot get to them
+            out.update(verdict="tampered", reason=f"C2PA data present but the file cannot be parsed ({e})",
+                       validation={"state": "Invalid", "failures": ["manifest.unreadable"],
+                                   "integrity_failures": [{"code": "manifest.unreadable", "explanation": str(e)}]})
+        else:
+            out["warnings"].append(f"c2pa could not parse the file: {e}")
 
     wm = None
     if decode_watermark:
@@ -283,6 +288,18 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     elif out["verdict"] != "tampered":
         _verdict_without_manifest(out, wm, store, path)
     return out
+
+
+def _has_c2pa_marker(path: Path, chunk: int = 1 << 20) -> bool:
+    """True if the bytes hold a C2PA manifest store label (JUMBF ``c2pa`` box + a claim)."""
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            data = tail + block
+            if b"c2pa.claim" in data or b"c2pa.signature" in data:
+                return True
+            tail = data[-32:]
+    return False
 
 
 def _signer_name(active: dict) -> str:

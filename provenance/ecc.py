@@ -99,11 +99,19 @@ def encode(payload: int) -> np.ndarray:
     return conv_encode(info)
 
 
-def decode(soft: np.ndarray) -> tuple[int | None, np.ndarray]:
-    """Soft code values (172,) -> (payload or None when the CRC fails, re-encoded code bits)."""
+def decode_full(soft: np.ndarray) -> tuple[int | None, int, np.ndarray]:
+    """Soft code values (172,) -> (payload or None when the CRC fails, the 64 decoded payload bits
+    as an int whatever the CRC says (for bit-accuracy statistics), re-encoded code bits)."""
     info = viterbi(soft)
     pbits, cbits = info[:PAYLOAD_BITS], info[PAYLOAD_BITS:INFO_BITS]
     recoded = conv_encode(info)
+    raw = bits_to_int(pbits)
     if crc16(pbits) != bits_to_int(cbits) or np.any(info[INFO_BITS:]):
-        return None, recoded
-    return bits_to_int(pbits), recoded
+        return None, raw, recoded
+    return raw, raw, recoded
+
+
+def decode(soft: np.ndarray) -> tuple[int | None, np.ndarray]:
+    """Soft code values (172,) -> (payload or None when the CRC fails, re-encoded code bits)."""
+    payload, _, recoded = decode_full(soft)
+    return payload, recoded

@@ -352,3 +352,13 @@ def test_cli_init_sign_verify(tmp_path, media_dir, capsys):
     assert "trusted" in table and "error" in table
     private = (kd / "signer.key").read_text().splitlines()[1]
     assert private not in table
+
+
+def test_import_is_lazy():
+    import subprocess
+    import sys
+
+    code = ("import sys, provenance, provenance.commands.verify, provenance.commands.sign; "
+            "print(any(m in sys.modules for m in ('c2pa', 'cv2', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
