@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard.data import parse_app_args
 from dashboard.pages._shared import CFG_KEY
+from forge.common import FaceforgeError
 
 st.set_page_config(page_title="faceforge review", page_icon=":material/face_retouching_off:", layout="wide")
 
@@ -33,4 +34,7 @@ with st.sidebar:
     st.caption(f"Corpus: `{cfg.corpus or '—'}`")
     st.caption(f"Runs: `{cfg.runs or '—'}`")
 
-page.run()
+try:
+    page.run()
+except FaceforgeError as e:  # a user-fixable problem (bad corpus file, ...): one line, not a traceback
+    st.error(str(e))

@@ -9,7 +9,6 @@ Derived media (thumbnails, browser-playable MP4s) are made once into a cache fol
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
@@ -766,7 +765,3 @@ def find_faces(path: str | Path, resolution: int = 128, max_frames: int = 16) ->
     shown = np.stack([overlay_landmarks(c, lm) for c, lm in zip(crops[:4], lms[:4])]) if len(crops) else None
     return {"available": True, "n_frames": int(len(valid)), "n_faces": int(valid.sum()),
             "backend": getattr(clip, "backend", "?"), "crops": shown}
-
-
-def config_dict(cfg: DashboardConfig) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}

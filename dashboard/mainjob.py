@@ -159,29 +159,32 @@ def _animate_summary(rep: dict) -> dict:
 def stage_eval(cfg: MainJobConfig, out: Path) -> dict:
     from forge.evaluate import EvalConfig, evaluate
 
-    ecfg = EvalConfig(shots=tuple(cfg.eval_shots), eval_frames=cfg.eval_frames, ft_steps=cfg.ft_steps,
+    ecfg = EvalConfig(t_values=tuple(cfg.eval_shots), n_eval_frames=cfg.eval_frames, ft_steps=cfg.ft_steps,
                       seed=cfg.seed)
-    return evaluate(out / "cache", out / "eval", ecfg, checkpoint=cfg.checkpoint)
+    res = evaluate(out / "cache", out / "eval", ecfg, checkpoint=cfg.checkpoint)
+    keep = ("summary", "videos", "skipped", "notes", "fid_note", "csim_note", "grid", "generator_version")
+    return {k: res[k] for k in keep if k in res}
 
 
 def stage_corpus(cfg: MainJobConfig, out: Path) -> dict:
     from forge.common import parse_overrides
-    from forge.corpus import build_corpus, load_spec
+    from forge.corpus import build_corpus
 
-    spec = load_spec(cfg.corpus_spec, parse_overrides(list(cfg.corpus_overrides)))
-    card = build_corpus(spec, out / "corpus")
-    return {"corpus": str(out / "corpus"), "card": card}
+    report = build_corpus(out / "corpus", cfg.corpus_spec, overrides=parse_overrides(list(cfg.corpus_overrides)))
+    return {"corpus": str(out / "corpus"), "card": report.card, "items_per_s": report.items_per_s,
+            "files_written": report.files_written, "jobs_failed": report.jobs_failed}
 
 
 def stage_detect(cfg: MainJobConfig, out: Path) -> dict:
-    from detect.evaluate import evaluate_run
-    from detect.train import TrainConfig, train_detector
+    from detect.config import DetectConfig
+    from detect.evaluate import evaluate
+    from detect.train import train
 
     run = out / "detect" / cfg.detector
-    tcfg = TrainConfig(detector=cfg.detector, epochs=cfg.detector_epochs, seed=cfg.seed)
-    train_detector(out / "corpus", run, tcfg)
-    metrics = evaluate_run(run, out / "corpus", split="test", name="test")
-    return {"run": str(run), "metrics": metrics}
+    val = train(out / "corpus", run, DetectConfig(detector=cfg.detector, epochs=cfg.detector_epochs,
+                                                  seed=cfg.seed))
+    test = evaluate(run, out / "corpus", split="test", name="test")
+    return {"run": str(run), "val": val, "metrics": test}
 
 
 def stage_provenance(cfg: MainJobConfig, out: Path) -> dict:
@@ -228,14 +231,14 @@ def _media_byte(data: bytearray) -> int:
 
 
 def _corpus_trust_anchor(corpus: Path) -> Path | None:
-    for name in ("ca.pem", "ca_cert.pem", "ca.crt"):
-        for p in (corpus / "keys").glob(f"**/{name}"):
-            return p
-    return None
+    from provenance.keys import CA_CERT
+
+    ca = corpus / "keys" / CA_CERT
+    return ca if ca.exists() else None
 
 
 def _verdict_summary(v: dict) -> dict:
-    keep = ("verdict", "detail", "reason", "validation_codes", "failed", "watermark", "recovered", "exit_code")
+    keep = ("verdict", "reason", "watermark", "validation", "warnings")
     return {k: v[k] for k in keep if k in v}
 
 

@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -308,5 +308,10 @@ def inter_reviewer_agreement(labels):
     return pd.DataFrame(rows, columns=cols)
 
 
-def triplet_dict(t: Triplet) -> dict:
-    return asdict(t)
+def blind_order(item_ids: list[str], reviewer: str) -> list[str]:
+    """Items in an order fixed per reviewer (seeded by the name) and unrelated to how they were made,
+    so the list position reveals nothing about the label."""
+    import hashlib
+
+    seed = int.from_bytes(hashlib.sha256(reviewer.encode()).digest()[:8], "little")
+    return [item_ids[i] for i in np.random.default_rng(seed).permutation(len(item_ids))]

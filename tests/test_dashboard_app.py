@@ -155,6 +155,20 @@ def test_item_page_without_provenance_or_runs(open_app, monkeypatch):
     assert len(at.get("vega_lite_chart")) == 0
 
 
+def test_item_outside_the_corpus_is_never_served(open_app, fx, tmp_path):
+    evil = tmp_path / "evil"
+    shutil.copytree(fx / "corpus", evil)
+    (tmp_path / "secret.mp4").write_bytes((fx / "corpus" / "items" / "real_d0_a.mp4").read_bytes())
+    df = pd.read_parquet(evil / "manifest.parquet")
+    df.loc[df["item_id"] == "warp_d0_by_d3_raw", ["path", "landmarks_path"]] = ["../secret.mp4", "../../x.npy"]
+    df.to_parquet(evil / "manifest.parquet", index=False)
+    at = open_app("pages/item.py", corpus=evil, query={"item": "warp_d0_by_d3_raw"})
+    warnings = _texts(at.warning)
+    assert any("cannot show warp_d0_by_d3_raw" in w and "escapes its root" in w for w in warnings)
+    assert len(at.get("video")) == 2  # source and driver only: the escaping render is not served
+    assert any("escapes its root" in e for e in _texts(at.error) + warnings)
+
+
 # ---------------------------------------------------------------- Detectors
 def test_detectors_page(open_app):
     at = open_app("pages/detectors.py")
@@ -223,6 +237,8 @@ def test_review_label_persists_across_reruns(open_app, tmp_path, fx):
     at = open_app("pages/review.py")
     assert "Enter your name to start labelling." in _texts(at.info)
     at.text_input(key="reviewer").input("alice").run()
+    options = at.selectbox(key="review_item").options
+    assert len(options) == 18 and all(o.startswith("item #") for o in options)  # ids hidden: they reveal labels
     at.selectbox(key="review_item").select("warp_d3_by_d6_raw").run()
     at.radio(key="label_choice").set_value("fake")
     at.text_input(key="label_note").input("jaw jitter")

@@ -225,6 +225,15 @@ def test_review_store_persists_and_exports(tmp_path):
         ReviewStore(tmp_path / "bad.sqlite")
 
 
+def test_blind_order_is_fixed_per_reviewer():
+    from dashboard.review import blind_order
+
+    ids = [f"fake_{i}" for i in range(20)] + [f"real_{i}" for i in range(20)]
+    a = blind_order(ids, "alice")
+    assert a == blind_order(ids, "alice") and sorted(a) == sorted(ids)
+    assert a != blind_order(ids, "bob") and a[:20] != ids[:20]
+
+
 def test_agreement_kappa_hand_values():
     manifest = pd.DataFrame({"item_id": list("abcd"), "label": ["real", "real", "fake", "fake"]})
     labels = pd.DataFrame({"reviewer": ["r1"] * 4 + ["r2"] * 4, "item_id": list("abcd") * 2,

@@ -98,7 +98,10 @@ if df is not None:
         st.line_chart(wide, x_label="frame", y_label="P(fake)")
 
     st.subheader("Provenance")
-    ui.provenance_panel(data.corpus_file(cfg.corpus, row["path"], "item"), cfg.corpus, row)
+    try:
+        ui.provenance_panel(data.corpus_file(cfg.corpus, row["path"], "item"), cfg.corpus, row)
+    except FaceforgeError as e:
+        st.error(f"Provenance not checked: {e}")
 
     if len(rel["variants"]):
         st.subheader("Other variants of this render")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.pages import _shared as ui
-from dashboard.review import LABELS, ReviewStore, agreement_with_truth, inter_reviewer_agreement
+from dashboard.review import LABELS, ReviewStore, agreement_with_truth, blind_order, inter_reviewer_agreement
 from forge.common import FaceforgeError
 
 st.title("Review")
@@ -22,11 +22,16 @@ if df is not None:
         mine = store.labels()
         done = set(mine.loc[mine["reviewer"] == reviewer, "item_id"])
         todo_only = st.toggle("Only items I have not labelled", value=False, key="todo_only")
-        ids = [i for i in df["item_id"] if not (todo_only and i in done)]
+        show_ids = st.toggle("Show item ids (the ids may reveal the answer)", value=False, key="show_ids")
+        order = blind_order(df["item_id"].tolist(), reviewer)
+        ids = [i for i in order if not (todo_only and i in done)]
+        number = {item: k + 1 for k, item in enumerate(order)}
         if not ids:
             st.success("You have labelled every item.")
         else:
-            item_id = st.selectbox("Item", ids, key="review_item")
+            item_id = st.selectbox("Item", ids, key="review_item",
+                                   format_func=lambda i: i if show_ids else f"item #{number[i]}"
+                                   + (" (labelled)" if i in done else ""))
             row = data.get_row(df, item_id)
             left, right = st.columns([1, 2])
             with left:
