@@ -104,6 +104,8 @@ def test_cache_contents(cache):
     li = c.landmark_images("katie")
     assert li.shape == (4, 64, 64, 3) and li.max() == 255
     assert c.load("katie", frames=[3])[0].shape == (1, 64, 64, 3)
+    with pytest.raises(FaceforgeError, match="has 4 frames"):
+        c.load("katie", frames=[4])
     with pytest.raises(FaceforgeError, match="no frames"):
         c.load("noface")
     # compact: JPEG crops, a few KB a frame

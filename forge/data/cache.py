@@ -186,12 +186,20 @@ class PreparedCache:
             raise FaceforgeError(f"video {video_id!r} has no frames in cache {self.root}")
         return pq.read_table(path, columns=columns)
 
+    @staticmethod
+    def _rows(video_id: str, frames, n: int) -> list[int]:
+        rows = [int(i) for i in frames]
+        bad = [i for i in rows if not -n <= i < n]
+        if bad:
+            raise FaceforgeError(f"video {video_id!r} has {n} frames in the cache; no frame {bad[0]}")
+        return rows
+
     def load(self, video_id: str, frames: list[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(frames (N, S, S, 3) uint8, landmarks (N, 68, 2) float32 crop px)``; ``frames`` picks rows."""
         table = self._table(video_id, ["image", "landmarks"])
         images = table.column("image").to_pylist()
         lms = np.asarray(table.column("landmarks").to_pylist(), dtype=np.float32).reshape(-1, 68, 2)
-        rows = range(len(images)) if frames is None else [int(i) for i in frames]
+        rows = range(len(images)) if frames is None else self._rows(video_id, frames, len(images))
         out = np.stack([decode_image(images[i]) for i in rows])                  # (N, S, S, 3)
         return out, lms[list(rows)]
 
@@ -205,7 +213,7 @@ class PreparedCache:
 
         lms = self.landmarks(video_id)
         if frames is not None:
-            lms = lms[[int(i) for i in frames]]
+            lms = lms[self._rows(video_id, frames, len(lms))]
         return draw_landmarks_batch(lms, self.resolution)
 
     def n_frames(self, video_id: str) -> int:
