@@ -352,21 +352,27 @@ def thumbnail(corpus: str | Path, row: dict, cache: str | Path, size: int = 128)
     return out
 
 
-def playable_video(corpus: str | Path, row: dict, cache: str | Path, max_frames: int | None = None) -> Path:
+def playable_video(corpus: str | Path, row: dict, cache: str | Path, max_frames: int | None = None,
+                   landmarks: bool = False) -> Path:
     """An H.264/yuv420p copy of the item a browser can play (corpus items may be lossless 4:4:4 or
-    JPEG folders), upscaled to at least ``MIN_PLAY_SIDE``; made once into ``cache/play``."""
+    JPEG folders), upscaled to at least ``MIN_PLAY_SIDE``, with the item's landmarks drawn when
+    ``landmarks`` (and it has them); made once into ``cache/play``."""
     import cv2
 
-    out = Path(cache) / "play" / f"{_cache_key(row)}.mp4"
+    lms = load_landmarks(corpus, row) if landmarks else None
+    out = Path(cache) / "play" / f"{_cache_key(row)}{'_lm' if lms is not None else ''}.mp4"
     if out.is_file():
         return out
     src = corpus_file(corpus, row.get("path"), "item")
-    frames = read_frames(src, max_frames=max_frames)
+    frames = read_frames(src, max_frames=max_frames)  # (N, H, W, 3)
     h, w = frames.shape[1:3]
     scale = max(1.0, MIN_PLAY_SIDE / min(h, w))
     if scale > 1:
         size = (int(round(w * scale)) // 2 * 2, int(round(h * scale)) // 2 * 2)
         frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames])
+    if lms is not None:
+        k = frames.shape[1] / h
+        frames = np.stack([overlay_landmarks(f, lms[min(i, len(lms) - 1)] * k) for i, f in enumerate(frames)])
     fps = float(row.get("fps") or 0) or video_fps(src)
     return encode_mp4(out, frames, fps)
 

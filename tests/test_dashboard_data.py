@@ -83,6 +83,11 @@ def test_thumbnail_and_playable_made_once(fx, tmp_path):
 
     with av.open(str(play)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # browsers can play it
+    drawn = data.playable_video(fx / "corpus", row, tmp_path, landmarks=True)
+    assert drawn != play and drawn.name.endswith("_lm.mp4")
+    lm_frames = data.read_frames(drawn)
+    greener = (lm_frames[..., 1].astype(int) - lm_frames[..., 0]) > 150  # the green contour pixels
+    assert greener.sum() > 4 * 300 and ((frames[..., 1].astype(int) - frames[..., 0]) > 150).sum() < greener.sum() / 10
 
 
 def test_landmark_overlay_draws_green_lines(fx):

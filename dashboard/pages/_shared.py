@@ -130,9 +130,9 @@ def thumbnail(row: dict) -> Path:
     return data.thumbnail(cfg.corpus, row, cfg.cache_dir, cfg.thumb_size)
 
 
-def playable(row: dict) -> Path:
+def playable(row: dict, landmarks: bool = False) -> Path:
     cfg = config()
-    return data.playable_video(cfg.corpus, row, cfg.cache_dir)
+    return data.playable_video(cfg.corpus, row, cfg.cache_dir, landmarks=landmarks)
 
 
 def item_link(item_id: str, label: str | None = None) -> None:

@@ -29,10 +29,10 @@ def _pick_item(df) -> str | None:
     return chosen
 
 
-def _video(row: dict, caption: str) -> None:
+def _video(row: dict, caption: str, overlay: bool) -> None:
     st.caption(caption)
     try:
-        st.video(str(ui.playable(row)), loop=True, autoplay=False)
+        st.video(str(ui.playable(row, landmarks=overlay)), loop=True, autoplay=False)
     except FaceforgeError as e:
         st.warning(f"cannot show {row['item_id']}: {e}")
 
@@ -72,15 +72,15 @@ if df is not None:
                        f"driver · {row.get('driver_identity')}"))
     panels.append(("render" if row["label"] == "fake" else "this item", row,
                    "render" if row["label"] == "fake" else "this item"))
-    cols = st.columns(len(panels))
-    for col, (_, r, caption) in zip(cols, panels):
-        with col:
-            _video(r, caption)
-
     n = int(row.get("n_frames") or 1)
     c1, c2 = st.columns([1, 3])
     overlay = c1.toggle("Landmark overlay", key="overlay")
     frame = c2.slider("Frame", 0, max(1, n - 1), 0, key="frame") if n > 1 else 0
+    cols = st.columns(len(panels))
+    for col, (_, r, caption) in zip(cols, panels):
+        with col:
+            _video(r, caption, overlay)
+
     cols = st.columns(len(panels))
     for col, (_, r, caption) in zip(cols, panels):
         with col:
