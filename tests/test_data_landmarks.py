@@ -66,6 +66,24 @@ def test_portrait_and_no_face(sample_portrait, dlib_detector, rng):
         dlib_detector.detect(np.zeros((50, 60), np.float32))
 
 
+@pytest.mark.parametrize("canvas, face_px", [((480, 640), 70), ((300, 400), 40)])  # full-res pass; upsampled pass
+def test_small_faces_found(sample_portrait, dlib_detector, canvas, face_px):
+    """Faces too small for the downscaled copy (and for HOG's 80 px window) are still found."""
+    import cv2
+
+    img = read_image(sample_portrait)                       # face box ~240 px of 512
+    side = int(512 * face_px / 240)
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    frame = np.full((*canvas, 3), 90, np.uint8)
+    y, x = (canvas[0] - side) // 2, (canvas[1] - side) // 3
+    frame[y:y + side, x:x + side] = small
+    faces = dlib_detector.detect(frame)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].bbox
+    assert 0.6 * face_px < x1 - x0 < 1.4 * face_px
+    assert x <= faces[0].landmarks[:, 0].mean() <= x + side
+
+
 def test_backend_selection(tmp_path):
     status = backend_status(fan_path=tmp_path / "nope.pth", s3fd_path=tmp_path / "nope2.pth")
     assert status["dlib"] is None

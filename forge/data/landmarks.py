@@ -29,6 +29,7 @@ BACKENDS = ("dlib", "face-alignment")
 N_LANDMARKS = 68
 DETECT_SIZE = 320          # long side of the copy the face detector sees (speed on big frames)
 DLIB_UPSAMPLE_RETRY = 1    # pyramid upsampling when nothing is found at scale 1 (small faces)
+UPSAMPLE_MAX_SIDE = 1280   # upsample the full frame only up to this size (else the downscaled copy)
 MAX_FAN_FACES = 4          # landmarks for at most this many (most confident) S3FD boxes
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"   # file names face-alignment 1.x stores in the hub cache
 S3FD_WEIGHTS = "s3fd-619a316812.pth"
@@ -107,12 +108,25 @@ class DlibDetector(LandmarkDetector):
         self.detect_size = detect_size
         self.upsample_retry = upsample_retry
 
+    def _find(self, image: np.ndarray):
+        """HOG boxes: on the downscaled copy first (fast), then for small faces on the full frame,
+        then with pyramid upsampling (dlib's HOG window is 80 px; upsampling once finds ~40 px faces)."""
+        small, scale = _downscale(image, self.detect_size)
+        attempts = [(small, scale, 0)]
+        if scale < 1.0:
+            attempts.append((image, 1.0, 0))
+        if self.upsample_retry:
+            big_enough = max(image.shape[:2]) <= UPSAMPLE_MAX_SIDE
+            attempts.append((image, 1.0, self.upsample_retry) if big_enough else (small, scale, self.upsample_retry))
+        for img, s, up in attempts:
+            rects, scores, _ = self._detector.run(img, up, 0.0)
+            if rects:
+                return rects, scores, s
+        return [], [], 1.0
+
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _check_image(image)
-        small, scale = _downscale(image, self.detect_size)
-        rects, scores, _ = self._detector.run(small, 0, 0.0)
-        if not rects and self.upsample_retry:
-            rects, scores, _ = self._detector.run(small, self.upsample_retry, 0.0)
+        rects, scores, scale = self._find(image)
         faces = []
         for rect, score in zip(rects, scores):
             box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64) / scale
