@@ -289,3 +289,14 @@ def test_blind_study_records_picks_and_user_metric(open_app, tmp_path):
     assert table.loc["warp", "n"] == 2 and table.loc["warp", "user"] == 0.5
     assert 0.0 < table.loc["warp", "ci_low"] < 0.5 < table.loc["warp", "ci_high"] < 1.0
     assert len(at.get("vega_lite_chart")) == 1  # USER with its interval per condition
+
+
+@pytest.mark.parametrize("page", ["pages/corpus.py", "pages/item.py", "pages/detectors.py", "pages/check.py",
+                                  "pages/review.py", "pages/blind.py"])
+def test_every_page_has_an_empty_state_without_roots(page, monkeypatch, tmp_path):
+    st.cache_data.clear()
+    monkeypatch.setattr(sys, "argv", ["app.py", "--results", str(tmp_path), "--cache", str(tmp_path / "c")])
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at.switch_page(page).run()
+    assert not at.exception and not at.error
+    assert at.info, "an empty state explains what to do"
