@@ -108,6 +108,9 @@ def test_cache_contents(cache):
         c.load("katie", frames=[4])
     with pytest.raises(FaceforgeError, match="no frames"):
         c.load("noface")
+    sheet = c.preview()
+    assert sheet.shape == (2 * 64, 4 * 64, 3) and sheet.max() == 255     # 4 videos: 2 rows of 2 tiles
+    assert (c.root / "preview.png").is_file()
     # compact: JPEG crops, a few KB a frame
     assert c.size_bytes() < 200_000
 

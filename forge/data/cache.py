@@ -9,6 +9,8 @@ CACHE/
                           source_landmarks (136, source px), score, valid, n_faces, flags, backend
   videos/<video_id>.parquet   the same rows plus ``image``: the encoded crop (JPEG q95 or PNG)
   videos/<video_id>.json      the video's record; written last, so its presence means "done"
+  preview.png             contact sheet: a crop with its landmarks per video (first 16)
+  report.json             the last run's summary
 ```
 Per-video files are written atomically; ``index.parquet`` and ``videos.parquet`` are rebuilt from
 them at the end of every run, so an interrupted run leaves no finished-looking partial video.
@@ -27,6 +29,8 @@ VIDEOS_DIR = "videos"
 CONFIG_FILE = "prepare.yaml"
 VIDEOS_TABLE = "videos.parquet"
 INDEX_TABLE = "index.parquet"
+PREVIEW_FILE = "preview.png"
+PREVIEW_MAX_VIDEOS = 16
 STATUS_OK, STATUS_NO_FACE, STATUS_FEW_FACES, STATUS_ERROR = "ok", "no_face", "few_faces", "error"
 
 # index ``flags`` bits
@@ -218,6 +222,28 @@ class PreparedCache:
 
     def n_frames(self, video_id: str) -> int:
         return int((self.index["video_id"] == video_id).sum())
+
+    def preview(self, max_videos: int = PREVIEW_MAX_VIDEOS) -> np.ndarray:
+        """A contact sheet ``(rows*S, 2*cols*S, 3) uint8``: per ok video its middle crop with the
+        landmark image blended over it, next to the landmark image alone."""
+        ids = self.video_ids()[:max_videos]
+        if not ids:
+            raise FaceforgeError(f"cache {self.root} has no prepared video to preview")
+        s = self.resolution
+        tiles = []
+        for vid in ids:
+            mid = self.n_frames(vid) // 2
+            frame, _ = self.load(vid, frames=[mid])
+            limg = self.landmark_images(vid, frames=[mid])[0]
+            overlay = np.where(limg.any(-1, keepdims=True), limg, frame[0])         # (S, S, 3)
+            tiles.append(np.concatenate([overlay, limg], axis=1))                   # (S, 2S, 3)
+        cols = max(1, int(np.ceil(np.sqrt(len(tiles) / 2))))                      # about square
+        rows = -(-len(tiles) // cols)
+        sheet = np.zeros((rows * s, cols * 2 * s, 3), np.uint8)
+        for i, tile in enumerate(tiles):
+            r, c = divmod(i, cols)
+            sheet[r * s:(r + 1) * s, c * 2 * s:(c + 1) * 2 * s] = tile
+        return sheet
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())

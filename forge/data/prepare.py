@@ -287,9 +287,23 @@ def prepare(inputs: list[str | os.PathLike] | str | os.PathLike, out: str | os.P
     finally:
         bar.close()
     videos, index = merge_tables(out, [records[it.video_id] for it in items])
+    _write_preview(out)
     report = _report(out, cfg, videos, index, skipped=skipped, seconds=time.perf_counter() - t0)
     write_json_atomic(out / "report.json", report)
     return report
+
+
+def _write_preview(out: Path) -> None:
+    """``preview.png``: what the crops and landmarks look like (skipped when nothing was prepared)."""
+    from PIL import Image
+
+    from forge.common import atomic_path
+
+    cache = cache_mod.PreparedCache(out)
+    if not cache.video_ids():
+        return
+    with atomic_path(out / cache_mod.PREVIEW_FILE) as tmp:
+        Image.fromarray(cache.preview()).save(tmp, format="PNG")
 
 
 def _run(todo: list[Item], out: str, cfg: PrepareConfig):
