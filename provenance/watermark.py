@@ -1,27 +1,32 @@
 """faceforge's invisible watermark: a keyed, tiled, mid-frequency spread-spectrum pattern in luma.
 
-Embedding. One ``P x P`` tile (P = 64 px) is built in the Fourier domain: every frequency bin in an
+Embedding. One ``P x P`` tile (P = 64 px) is defined in the Fourier domain: every frequency bin in an
 annulus ``r_lo <= |(u, v)| <= r_hi`` (cycles per tile) gives two real dimensions (cos, sin). A keyed
-permutation gives some dimensions to a known *sync* word and spreads the 172 code bits of the payload
-(64 bits + CRC-16, rate-1/2 K=7 convolutional code, :mod:`provenance.ecc`) over the rest, each with a
-keyed random sign. The tile is repeated over the image (and over every frame of a clip, identically)
-and added to R, G and B alike, which changes luma only, at an amplitude set by ``psnr_db``.
+permutation gives a quarter of the dimensions to a known *sync* word and spreads the 172 code bits of
+the payload (64 bits + CRC-16, rate-1/2 K=7 convolutional code, :mod:`provenance.ecc`) over the rest,
+each with a keyed random sign; so each bin has a target *direction* (a quadrant of the complex plane).
+The embedding is host-aware (informed): the image (the mean frame of a clip) is folded modulo P like
+the decoder will, and per bin the least energy is spent that turns the host's coefficient into one
+within ``max_angle_deg`` of its target direction with a margin, cheapest bins first, until the PSNR
+budget (``psnr_db``) is spent; two more rounds re-solve against the coefficients measured after a
+simulated JPEG q50 (images) or H.264 CRF 28 intra frame (clips). The tile is repeated over the image
+(identically on every frame) and added to R, G and B alike, which changes luma only.
 
-Decoding. The clip's frames are averaged (the pattern is static: averaging is the matched combination
-of per-frame evidence, and a dropped frame only removes one term), high-passed, then for each
-candidate scale the image is resampled by ``1/scale`` and *folded* modulo P (all tiles summed, so any
-crop still contributes whole tile phases). In the folded tile's spectrum each bin is reduced to its
-phase (``F / |F|``), which whitens the host image; the sync correlation for every cyclic shift of
-the tile is one inverse FFT. The best (scale, shift) candidates are read out: soft code bits ->
-soft Viterbi -> CRC.
+Decoding. Frames are averaged (the pattern is static, so a dropped frame only removes one term),
+high-passed, resampled by ``1/scale`` for a candidate scale and *folded* modulo P (all tiles summed,
+so any crop still contributes whole tile phases). In the folded spectrum each bin is reduced to its
+phase (``F / |F|``), which whitens the host; the sync correlation for every cyclic shift of the tile
+is one inverse FFT. Candidates are read out: soft code bits -> soft Viterbi -> CRC.
 
-Statistics. Under the null (no watermark, or another key) each phase is uniform, so the sync score
-at one (scale, shift) is a sum of independent terms of variance 1/2: ``z = S / sqrt(n_sync / 2)``.
-The p-value is ``min(1, M * Q(z))`` over the ``M`` (scale, shift) pairs searched (Bonferroni), times
-``k * 2**-16`` when one of the ``k`` candidates read passes the CRC (a random word passes with
-probability 2**-16, independently of the sync dimensions). A payload is reported as *detected* only
-when the CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction,
-and ``benchmarks/watermark.py`` checks it empirically on every real frame of the sample.
+Statistics. Under the null (no watermark, or another key) the phases are uniform, so the sync score at
+one (scale, shift) is a sum of independent terms of variance 1/2: ``z = S / sqrt(n_sync / 2)``, and a
+random word passes the CRC with probability 2**-16, independently of the sync dimensions. Two families
+of hypotheses are tested: A, the original tile phase at six common scales (re-encoded or resized but
+not cropped files), ``p_A = 6 min Q(z) 2**-16`` over candidates whose CRC passes; B, the full search
+over ~130 coarse + refined scales and all P*P shifts, ``p_B = min(1, M Q(z)) k 2**-16`` (M pairs
+tested, k candidates read). ``p = 2 min(p_A, p_B)`` (Bonferroni). A payload is reported only when the
+CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction, and
+``benchmarks/watermark.py`` checks it on real frames.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class WatermarkConfig:
     mask_beta: float = 0.0                # texture masking exponent (0 = uniform strength)
     mask_min: float = 0.3                 # ... clipped to [mask_min, mask_max] x RMS
     mask_max: float = 2.5
+    robust_spread: bool = False           # clips: those frames spread over the clip (else the first ones)
+    robust_frames: int = 8                # clips: frames sent through the simulated codec (0 = mean frame)
     robust_crf: int = 28                  # informed: CRF of the simulated H.264 intra frame
     hp_sigma: float = 4.0                 # decoder high-pass (px, in tile units) before folding
     scale_min: float = 0.35               # search range of (attack) resize factors
@@ -99,7 +106,6 @@ class WatermarkResult:
 
 @dataclass(frozen=True)
 class _Pattern:
-    tile: np.ndarray        # (P, P) float32, unit RMS: the tile for an all-zero code (used as template)
     bins_u: np.ndarray      # (B,) frequency rows of the band bins (half plane)
     bins_v: np.ndarray      # (B,) frequency columns
     dim_bin: np.ndarray     # (D,) bin index of each real dimension
@@ -142,7 +148,7 @@ def _pattern(cfg: WatermarkConfig) -> _Pattern:
     kernel = np.zeros(n_bins, dtype=np.complex128)
     w = dim_sign[sync_dims] * sync_bits
     np.add.at(kernel, dim_bin[sync_dims], np.where(dim_part[sync_dims] == 0, w, 1j * w))
-    return _Pattern(tile=np.zeros((P, P), np.float32), bins_u=bu, bins_v=bv, dim_bin=dim_bin,
+    return _Pattern(bins_u=bu, bins_v=bv, dim_bin=dim_bin,
                     dim_part=dim_part, dim_sign=dim_sign, sync_dims=sync_dims, sync_bits=sync_bits,
                     code_dims=code_dims, sync_kernel=kernel)
 
@@ -216,7 +222,7 @@ def _texture_mask(y: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
 
 
 def _informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig,
-                       mask: np.ndarray | None = None) -> np.ndarray:
+                       mask: np.ndarray | None = None, clip: np.ndarray | None = None) -> np.ndarray:
     """Host-aware tile spectrum (B,) for luma ``y`` (H, W).
 
     Per bin, the least energy that turns the folded host coefficient into one whose phase lies
@@ -236,8 +242,11 @@ def _informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig,
     eff = host
     for _ in range(cfg.robust_iters):
         pattern = _tiled(_spectrum_to_tile(E, cfg), H, W)
-        marked = y0 + (pattern if mask is None else pattern * mask)
-        attacked = _simulate_attack(marked + y.mean(), cfg)
+        pattern = pattern if mask is None else pattern * mask
+        if clip is not None and cfg.robust_codec == "h264":      # the real frames through the codec
+            attacked = _h264_luma(clip + pattern[None], cfg.robust_crf)
+        else:
+            attacked = _simulate_attack(y0 + pattern + y.mean(), cfg)
         measured = _phases(attacked - attacked.mean(), 1.0, cfg, pat)
         eff = 0.5 * eff + 0.5 * (measured - gain * E)            # host + model error + attack noise
         E = _solve_bins(eff, gain, D, cfg)
@@ -256,27 +265,32 @@ def _simulate_attack(y: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
 
 
 def _h264_luma(y: np.ndarray, crf: int) -> np.ndarray:
-    """H.264 (one intra frame, yuv420p, ``crf``) round trip of a luma plane, in memory."""
+    """H.264 (yuv420p, ``crf``) round trip of a luma plane (H, W) or sequence (K, H, W), in memory;
+    returns the mean decoded luma (H, W)."""
     import io
 
     import av
 
-    img = np.clip(np.rint(y), 0, 255).astype(np.uint8)
-    h, w = img.shape
-    img = np.pad(img, ((0, h % 2), (0, w % 2)), mode="edge")
+    seq = np.clip(np.rint(y if y.ndim == 3 else y[None]), 0, 255).astype(np.uint8)
+    _, h, w = seq.shape
+    seq = np.pad(seq, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as out:
         st = out.add_stream("libx264", rate=25)
-        st.width, st.height, st.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        st.width, st.height, st.pix_fmt = seq.shape[2], seq.shape[1], "yuv420p"
         st.options = {"crf": str(int(crf)), "preset": "veryfast"}
-        for packet in st.encode(av.VideoFrame.from_ndarray(img, format="gray")):
-            out.mux(packet)
+        for img in seq:
+            for packet in st.encode(av.VideoFrame.from_ndarray(img, format="gray")):
+                out.mux(packet)
         for packet in st.encode():
             out.mux(packet)
     buf.seek(0)
+    acc, n = np.zeros((h, w), np.float64), 0
     with av.open(buf, mode="r") as inp:
-        frame = next(inp.decode(video=0))
-        return frame.to_ndarray(format="gray")[:h, :w].astype(np.float32)
+        for frame in inp.decode(video=0):
+            acc += frame.to_ndarray(format="gray")[:h, :w]
+            n += 1
+    return (acc / max(n, 1)).astype(np.float32)
 
 
 def _jpeg_luma(y: np.ndarray, quality: int) -> np.ndarray:
@@ -346,7 +360,14 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None) -> np.ndarra
     if cfg.informed:
         if len(arr) > 1 and cfg.robust_codec == "jpeg":                        # clips: simulate H.264
             cfg = replace(cfg, robust_codec="h264")
-        tile = _spectrum_to_tile(_informed_spectrum(y, int(payload), cfg, mask), cfg).astype(np.float32)
+        clip = None
+        if len(arr) > 1 and cfg.robust_frames > 0:                             # (K, H, W) luma of K frames
+            if cfg.robust_spread:
+                idx = np.unique(np.linspace(0, len(arr) - 1, min(len(arr), cfg.robust_frames)).round().astype(int))
+            else:
+                idx = np.arange(min(len(arr), cfg.robust_frames))
+            clip = np.stack([arr[i].astype(np.float32) @ LUMA for i in idx])
+        tile = _spectrum_to_tile(_informed_spectrum(y, int(payload), cfg, mask, clip), cfg).astype(np.float32)
     else:
         tile = _tile(int(payload), cfg) * amplitude(cfg)
     delta = _tiled(tile, H, W) * mask                                          # (H, W) luma change
