@@ -509,6 +509,17 @@ def metrics_table(runs: Iterable[RunInfo]):
     return pd.DataFrame(rows)
 
 
+def eval_breakdowns(run: RunInfo, eval_name: str) -> dict[str, pd.DataFrame]:
+    """``metrics.json["by"]`` of an evaluation ({column: {value: {"auc", "n_fake", ...}}}) as one table
+    per column: DataFrame[value, auc, n_fake, ...]."""
+    by = _read_json(run.path / "eval" / eval_name / "metrics.json").get("by") or {}
+    out = {}
+    for col, groups in by.items():
+        if isinstance(groups, dict) and groups and all(isinstance(g, dict) for g in groups.values()):
+            out[col] = pd.DataFrame([{col: k, **v} for k, v in groups.items()])
+    return out
+
+
 # score CSVs: the column names other packages might use for the same thing
 _ID_COLS = ("item_id", "video_id", "id", "path", "file")
 _FRAME_COLS = ("frame", "frame_index", "index", "t")

@@ -150,7 +150,11 @@ def make_fixture_run(run: str | Path, corpus: str | Path, eval_name: str = "test
     y = (videos["label"] == "fake").astype(int).to_numpy()
     metrics = {"auc": float(roc_auc_score(y, videos["score"])),
                "ap": float(average_precision_score(y, videos["score"])),
-               "accuracy": float(((videos["score"] >= 0.5).astype(int) == y).mean()), "n": int(len(y))}
+               "accuracy": float(((videos["score"] >= 0.5).astype(int) == y).mean()), "n": int(len(y)),
+               "by": {"generator": {g: {"auc": float(roc_auc_score(y[m | (y == 0)], videos["score"][m | (y == 0)])),
+                                        "n_fake": int(m.sum())}
+                                    for g in ("fewshot", "warp")
+                                    for m in [(manifest["generator"] == g).to_numpy()]}}}
     (run / "config.yaml").write_text(yaml.safe_dump({"detector": "fixture_cnn", "resolution": 64, "epochs": 1}))
     write_json_atomic(run / "metrics.json", {"auc": 0.9, "ap": 0.88, "loss": 0.41})
     write_json_atomic(ev / "metrics.json", metrics)

@@ -146,6 +146,8 @@ def test_runs_metrics_cross_matrix_and_worst(fx):
     fp, fn = data.worst_errors(merged, k=5)
     assert fp["item_id"].tolist() == ["real_d0_a"] and fp["score"].iloc[0] == pytest.approx(0.93)
     assert set(fn["generator"]) == {"warp"} and fn["score"].is_monotonic_increasing
+    by = data.eval_breakdowns(runs[0], "test")["generator"].set_index("generator")
+    assert by.loc["warp", "n_fake"] == 6 and by.loc["fewshot", "auc"] > by.loc["warp", "auc"]
     frames = data.item_frame_scores(runs, "real_d0_a")
     assert len(frames) == 4 and frames["series"].unique().tolist() == ["cnn/test"]
 

@@ -39,6 +39,13 @@ else:
                 else:
                     st.image(str(p), caption=name.removesuffix(".png"))
 
+        breakdowns = data.eval_breakdowns(run, ev)
+        if breakdowns:
+            with st.expander("AUC by subgroup (this evaluation's metrics.json)"):
+                cols = st.columns(min(3, len(breakdowns)))
+                for i, (col, table) in enumerate(breakdowns.items()):
+                    cols[i % len(cols)].dataframe(table, hide_index=True)
+
         scores = data.load_scores(run, ev, "videos")
         manifest = ui.manifest(required=False)
         if scores is None:
