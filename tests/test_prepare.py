@@ -183,3 +183,30 @@ def test_cli(tree, tmp_path, capsys):
                "--backend", "dlib", "--every", "3", "--max-frames", "2", "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0 and "prepared 1/2 files" in out and "skipped" in out and "notes.mp4" in out
+
+
+def test_few_faces_and_multi_face_flags(sample_dir, tmp_path):
+    """Frames without a face are flagged and filled in; a video mostly without a face is 'few_faces';
+    with two faces one is kept (the same one in every frame) and the frame flagged."""
+    import cv2
+
+    from forge.data.cache import FLAG_MULTI_FACE
+
+    face = cv2.resize(read_frames(sample_dir / "videos" / "d12.mp4", max_frames=1)[0], (192, 192))
+    two = np.zeros((192, 350, 3), np.uint8)
+    two[:, :192] = face
+    two[21:171, 200:350] = cv2.resize(face, (150, 150))
+    frames = np.stack([np.zeros_like(two)] * 5 + [two] * 3)
+    path = write_video(tmp_path / "mostly_empty.mp4", frames, fps=25, crf=18)
+    report = prepare([path], tmp_path / "c", PrepareConfig(resolution=64, backend="dlib"), progress=False)
+    c = PreparedCache(tmp_path / "c")
+    assert report["n_ok"] == 0 and c.video_ids() == [] and c.video_ids(status="few_faces") == ["mostly_empty"]
+    assert c.videos.error[0] == "face in only 3/8 frames"
+    idx = c.index
+    assert idx.valid.tolist() == [False] * 5 + [True] * 3
+    assert ((idx["flags"] & FLAG_NO_FACE) > 0).tolist() == [True] * 5 + [False] * 3
+    assert idx.n_faces.tolist()[5:] == [2, 2, 2] and ((idx["flags"][5:] & FLAG_MULTI_FACE) > 0).all()
+    src = np.stack(idx.source_landmarks.to_numpy()).reshape(-1, 68, 2)
+    sides = src[5:, :, 0].mean(1) < 196                # which face each frame kept: always the same
+    assert sides.all() or not sides.any()
+    assert np.allclose(src[0], src[5], atol=3)         # frames before the face take its landmarks
