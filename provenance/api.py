@@ -139,6 +139,7 @@ def sign_file(src: str | os.PathLike, dst: str | os.PathLike, *, identity, gener
     c2pa_io.sign(src, dst, manifest, identity.signer, ings)
     report = c2pa_io.read(dst)  # read back: proves the file verifies, gives the label for the store
     if report is None or report.integrity_failures:
+        dst.unlink(missing_ok=True)  # never leave a signed-looking file that does not verify
         raise FaceforgeError(f"signed {dst.name} does not verify: "
                              f"{[f['code'] for f in report.integrity_failures] if report else 'no manifest'}")
     digest = sha256_file(dst)

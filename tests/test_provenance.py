@@ -362,3 +362,30 @@ def test_import_is_lazy():
             "print(any(m in sys.modules for m in ('c2pa', 'cv2', 'torch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cli_sign_with_watermark_then_strip(tmp_path, face, capsys):
+    from PIL import Image
+
+    from forge.cli import main
+
+    src = tmp_path / "render.png"
+    Image.fromarray(face).save(src)
+    kd = tmp_path / "k"
+    keys.init_identity(kd)
+    out, db = tmp_path / "render_signed.png", tmp_path / "p.sqlite"
+    assert main(["provenance", "sign", str(src), "--out", str(out), "--keys", str(kd), "--watermark",
+                 "--payload", "00000000deadbeef", "--store", str(db)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["payload"] == "00000000deadbeef" and res["watermark"]["psnr_db"] >= 40.0
+    assert res["actions"] == ["created", "watermarked"]
+    Image.open(out).convert("RGB").resize((192, 192)).save(tmp_path / "screenshot.jpg", quality=75)
+    assert main(["provenance", "verify", str(tmp_path / "screenshot.jpg"), "--store", str(db), "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["verdict"] == "stripped_recovered" and row["watermark"]["payload"] == "00000000deadbeef"
+    with pytest.raises(FaceforgeError):                                 # --out must not be the input
+        from provenance.commands import sign as sign_cmd
+
+        sign_cmd.run(type("A", (), dict(file=str(out), out=str(out), keys=str(kd), payload=None,
+                                        watermark=False, crf=None, generation="{}", ingredient=[],
+                                        parent=None, action=None, store=None))())
