@@ -345,6 +345,10 @@ def test_cli_init_sign_verify(tmp_path, media_dir, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["verdict"] == "trusted"
     assert main(["provenance", "verify", str(out)]) == 1                # valid but untrusted
+    own = tmp_path / "own.png"                                         # bring your own chain + key
+    assert main(["provenance", "sign", str(media_dir / "face.png"), "--out", str(own),
+                 "--cert", str(kd / "chain.pem"), "--key", str(kd / "signer.key")]) == 0
+    assert main(["provenance", "verify", str(own), "--trust", str(kd / "ca.pem")]) == 0
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"junk")
     assert main(["provenance", "verify", str(out), str(junk), "--trust", str(kd / "ca.pem")]) == 4
@@ -387,5 +391,5 @@ def test_cli_sign_with_watermark_then_strip(tmp_path, face, capsys):
         from provenance.commands import sign as sign_cmd
 
         sign_cmd.run(type("A", (), dict(file=str(out), out=str(out), keys=str(kd), payload=None,
-                                        watermark=False, crf=None, generation="{}", ingredient=[],
+                                        watermark=False, crf=None, generation="{}", ingredient=[], cert=None, key=None,
                                         parent=None, action=None, store=None))())

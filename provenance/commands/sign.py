@@ -8,7 +8,7 @@ Examples:
 
 --watermark embeds a fresh (or --payload) 64-bit payload in every frame first (images keep their
 format; videos are re-encoded losslessly unless --crf) and records it as a c2pa.soft-binding.
-Prints the result as JSON.
+Prints the result as JSON. Bring your own chain and key with --cert CHAIN.pem --key KEY.pem.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="JPEG, PNG or MP4 to sign")
     p.add_argument("--out", required=True, help="signed output file (never the input)")
-    p.add_argument("--keys", required=True, help="key directory made by 'faceforge provenance init'")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--keys", help="key directory made by 'faceforge provenance init'")
+    who.add_argument("--cert", help="your own PEM chain (signing cert first); needs --key")
+    p.add_argument("--key", help="your own ES256 (P-256) private key, PEM, mode 0600 (with --cert)")
     p.add_argument("--watermark", action="store_true", help="embed the faceforge watermark before signing")
     p.add_argument("--payload", default=None, help="64-bit payload as 16 hex digits (default: random)")
     p.add_argument("--crf", type=int, default=None, help="H.264 CRF when re-encoding a watermarked video")
@@ -67,12 +70,17 @@ def run(args: argparse.Namespace) -> int:
 
     from forge.common import FaceforgeError
     from provenance.api import new_payload, sign_file, watermark_file
-    from provenance.keys import load_identity
+    from provenance.keys import identity_from_files, load_identity
 
     src, out = Path(args.file), Path(args.out)
     if src.resolve() == out.resolve():
         raise FaceforgeError("--out must differ from the input file")
-    identity = load_identity(args.keys)
+    if args.keys:
+        identity = load_identity(args.keys)
+    elif args.key:
+        identity = identity_from_files(args.cert, args.key)
+    else:
+        raise FaceforgeError("--cert needs --key")
     payload = _payload(args.payload)
     actions = tuple(args.action or (("created", "watermarked") if args.watermark else ("created",)))
     ingredients = ([{"path": args.parent, "relationship": "parentOf"}] if args.parent else []) + args.ingredient
