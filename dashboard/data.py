@@ -501,11 +501,11 @@ def metrics_table(runs: Iterable[RunInfo]):
 
     rows = []
     for run in runs:
-        if run.metrics:
-            rows.append({"run": run.name, "eval": "val", **flatten_metrics(run.metrics)})
-        for ev in run.evals:
-            m = _read_json(run.path / "eval" / ev / "metrics.json")
-            rows.append({"run": run.name, "eval": ev, **flatten_metrics(m)})
+        evals = [("val", run.metrics)] if run.metrics else []
+        evals += [(ev, _read_json(run.path / "eval" / ev / "metrics.json")) for ev in run.evals]
+        for ev, m in evals:
+            flat = flatten_metrics(m)
+            rows.append({"run": run.name, "eval": ev, **{k: v for k, v in flat.items() if k not in ("run", "eval")}})
     return pd.DataFrame(rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import time
 
@@ -324,3 +325,14 @@ def test_cli_error_exit(tmp_path, capsys):
 
     assert main(["dashboard", "--corpus", str(tmp_path)]) == 2
     assert "corpus manifest not found" in capsys.readouterr().err
+
+
+def test_metrics_table_keeps_run_names(fx, tmp_path):
+    # detect's eval metrics.json carries its own "run" (a path): the table's run column stays the run name
+    shutil.copytree(fx / "runs", tmp_path / "runs")
+    from forge.common import write_json_atomic
+
+    write_json_atomic(tmp_path / "runs" / "cnn" / "eval" / "test" / "metrics.json",
+                      {"run": "/abs/path/cnn", "video": {"auc": 0.7}})
+    table = data.metrics_table(data.find_runs(tmp_path / "runs"))
+    assert table["run"].tolist() == ["cnn", "cnn"] and table.loc[1, "video.auc"] == 0.7
