@@ -25,7 +25,7 @@ class DetectConfig:
     weights: str | None = None          # initial CNN weights (a timm/torch state dict) when given
     seed: int = 0
     device: str = "cpu"
-    threads: int = 2                    # torch CPU threads
+    threads: int = 1                    # torch CPU threads (1: no OpenMP thrashing on a shared CPU)
     extra: dict = field(default_factory=dict)  # detector-specific options (e.g. {"C": 1.0})
 
     def __post_init__(self):
