@@ -113,3 +113,16 @@ class TemporalBoosting(FeatureDetector):
             max_iter=int(self.cfg.extra.get("max_iter", 150)), learning_rate=0.1, max_depth=3,
             min_samples_leaf=min(20, max(2, n_rows // 20)), l2_regularization=1.0,
             random_state=self.cfg.seed)
+
+
+@register("temporal_texture")
+class TemporalTextureBoosting(TemporalBoosting):
+    """Texture dynamics only (no landmarks) over clip windows -> histogram gradient boosting.
+
+    A control for ``temporal``: corpus landmarks of fakes are the generator's *target* landmarks
+    while scoring re-detects them on the video, so a gap between the two flags a landmark shortcut."""
+
+    needs_landmarks = False
+
+    def features(self, frames, landmarks=None):
+        return super().features(frames, None)
