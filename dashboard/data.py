@@ -50,7 +50,7 @@ class DashboardConfig:
     cache: Path | None = None        # thumbnails and playback copies
     max_upload_mb: int = 50          # "Check a file" upload limit
     page_size: int = 24              # thumbnails per grid page
-    thumb_size: int = 128            # thumbnail side (px)
+    thumb_size: int = 160            # thumbnail side (px)
 
     @property
     def cache_dir(self) -> Path:

@@ -135,12 +135,14 @@ def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, re
 
 
 def _wait_idle(page, timeout_s: float = 60.0) -> None:
-    """Wait until Streamlit's "running" indicator is gone and images have loaded."""
+    """Wait until the script has finished (``stApp[data-test-script-state=notRunning]``) and every
+    placeholder skeleton has been replaced by its element, then for images to load."""
     deadline = time.monotonic() + timeout_s
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(500)
     while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if not running:
+        state = page.evaluate("() => document.querySelector('[data-testid=\"stApp\"]')"
+                              "?.getAttribute('data-test-script-state')")
+        if state == "notRunning" and page.locator('[data-testid="stSkeleton"]').count() == 0:
             break
         page.wait_for_timeout(300)
     with contextlib.suppress(Exception):

@@ -64,7 +64,7 @@ if df is not None:
         row = data.clean_row(row)
         with grid[i % GRID_COLUMNS]:
             try:
-                st.image(str(ui.thumbnail(row)), caption=f"{row['label']} · {row.get('generator')}")
+                st.image(str(ui.thumbnail(row)), caption=row["item_id"], width="stretch")
             except FaceforgeError as e:
                 st.caption(f"(no thumbnail: {e})")
-            ui.item_link(row["item_id"])
+            ui.item_link(row["item_id"], f"{row['label']} · {row.get('generator')} · {row.get('compression')}")
