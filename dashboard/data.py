@@ -559,13 +559,14 @@ def load_scores(run: RunInfo, eval_name: str, kind: str = "videos"):
     return normalize_scores(pd.read_csv(p))
 
 
-def item_frame_scores(runs: Iterable[RunInfo], item_id: str):
-    """Per-frame scores of one item across all runs/evals: DataFrame[frame, score, series]."""
-
+def item_frame_scores(runs: Iterable[RunInfo], item_id: str, loader=None):
+    """Per-frame scores of one item across all runs/evals: DataFrame[frame, score, series].
+    ``loader(run, eval_name, kind)`` defaults to :func:`load_scores` (the app passes a cached one)."""
+    loader = loader or load_scores
     parts = []
     for run in runs:
         for ev in run.evals:
-            s = load_scores(run, ev, "frames")
+            s = loader(run, ev, "frames")
             if s is None or "frame" not in s:
                 continue
             hit = s[s["item_id"] == str(item_id)]

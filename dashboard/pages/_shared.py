@@ -107,6 +107,19 @@ def _tree_stamp(root: Path) -> int:
     return stamp
 
 
+@st.cache_data(show_spinner="Reading scores ...", max_entries=16)
+def _score_csv(path: str, mtime: int):
+    import pandas as pd
+
+    return data.normalize_scores(pd.read_csv(path))
+
+
+def scores(run: data.RunInfo, eval_name: str, kind: str = "videos"):
+    """``eval/<name>/scores_<kind>.csv`` of a run, normalized and cached; None when absent."""
+    p = run.path / "eval" / eval_name / f"scores_{kind}.csv"
+    return _score_csv(str(p), _mtime(p)) if p.is_file() else None
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def item_frames(path: str, mtime: int, max_frames: int | None = None) -> np.ndarray:
     return data.read_frames(path, max_frames=max_frames)

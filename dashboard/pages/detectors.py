@@ -46,7 +46,7 @@ else:
                 for i, (col, table) in enumerate(breakdowns.items()):
                     cols[i % len(cols)].dataframe(table, hide_index=True)
 
-        scores = data.load_scores(run, ev, "videos")
+        scores = ui.scores(run, ev, "videos")
         manifest = ui.manifest(required=False)
         if scores is None:
             st.info("This evaluation has no scores_videos.csv.")

@@ -63,32 +63,29 @@ if df is not None:
                 + f" · {row.get('compression')}")
 
     rel = data.related_items(df, row)
-    panels = []
+    panels = []  # (row, caption): source | driver | render
     if len(rel["source"]):
-        panels.append(("source", data.clean_row(rel["source"].iloc[0].to_dict()),
-                       f"source · {row.get('source_identity')}"))
+        panels.append((data.clean_row(rel["source"].iloc[0].to_dict()), f"source · {row.get('source_identity')}"))
     if len(rel["driver"]):
-        panels.append(("driver", data.clean_row(rel["driver"].iloc[0].to_dict()),
-                       f"driver · {row.get('driver_identity')}"))
-    panels.append(("render" if row["label"] == "fake" else "this item", row,
-                   "render" if row["label"] == "fake" else "this item"))
+        panels.append((data.clean_row(rel["driver"].iloc[0].to_dict()), f"driver · {row.get('driver_identity')}"))
+    panels.append((row, "render" if row["label"] == "fake" else "this item"))
     n = int(row.get("n_frames") or 1)
     c1, c2 = st.columns([1, 3])
     overlay = c1.toggle("Landmark overlay", key="overlay")
     frame = c2.slider("Frame", 0, max(1, n - 1), 0, key="frame") if n > 1 else 0
     cols = st.columns(len(panels))
-    for col, (_, r, caption) in zip(cols, panels):
+    for col, (r, caption) in zip(cols, panels):
         with col:
             _video(r, caption, overlay)
 
     cols = st.columns(len(panels))
-    for col, (_, r, caption) in zip(cols, panels):
+    for col, (r, caption) in zip(cols, panels):
         with col:
             _still(r, frame, overlay, caption)
 
     st.subheader("Detector scores per frame")
     runs = ui.runs()
-    scores = data.item_frame_scores(runs, row["item_id"]) if runs else None
+    scores = data.item_frame_scores(runs, row["item_id"], loader=ui.scores) if runs else None
     if not runs:
         st.info("No detector runs. Start the app with `--runs DRUN` to see scores.")
     elif scores is None or scores.empty:
