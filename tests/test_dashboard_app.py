@@ -136,6 +136,7 @@ def test_item_page_side_by_side_scores_provenance(open_app, fake_provenance):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Watermark payload"] == "00000000deadbeef" and metrics["Watermark confidence"] == "0.987"
     assert fake_provenance.calls and fake_provenance.calls[0].name == "fewshot_d0_by_d3_raw.mp4"
+    assert "decoded payload matches the manifest's (00000000deadbeef)" in _texts(at.caption)
     assert [p.label for p in at.get("page_link")] == ["fewshot_d0_by_d3_c23 (c23)"]
     meta = at.dataframe[-1].value.set_index("field")["value"]
     assert meta["generator"] == "fewshot" and meta["source_identity"] == "d0"

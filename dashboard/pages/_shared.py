@@ -196,6 +196,11 @@ def show_provenance(result: dict, row: dict | None = None) -> None:
         conf, p = wm.get("confidence"), wm.get("p_value")
         c2.metric("Watermark confidence", "—" if conf is None else f"{float(conf):.3f}")
         c3.metric("p-value", "—" if p is None else f"{float(p):.1e}")
+        expected = (row or {}).get("watermark_payload")
+        if expected and wm.get("payload"):
+            same = str(expected).lower().removeprefix("0x") == str(wm["payload"]).lower().removeprefix("0x")
+            (st.caption if same else st.warning)(
+                f"decoded payload {'matches' if same else 'differs from'} the manifest's ({expected})")
     manifest = result.get("manifest")
     if isinstance(manifest, dict) and manifest:
         with st.expander("Manifest assertions", expanded=True):
