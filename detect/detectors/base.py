@@ -148,6 +148,7 @@ class FeatureDetector(Detector):
         t0 = time.perf_counter()
         x, y = self._dataset(train)  # (M, D), (M,)
         check_two_classes(y)
+        x[:, np.isnan(x).all(0)] = 0.0  # a feature missing everywhere (no landmarks in the corpus) is constant
         self.model = self.make_classifier(len(y))
         weights = class_weights(y) if self.cfg.balance != "none" else None
         step = self.model.steps[-1][0] if hasattr(self.model, "steps") else None

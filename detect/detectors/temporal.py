@@ -125,4 +125,5 @@ class TemporalTextureBoosting(TemporalBoosting):
     needs_landmarks = False
 
     def features(self, frames, landmarks=None):
-        return super().features(frames, None)
+        feats, members = super().features(frames, None)
+        return feats[:, N_LANDMARK_FEATURES:], members             # (K, N_TEXTURE_FEATURES), (K, N)
