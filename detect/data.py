@@ -167,7 +167,7 @@ def load_items(corpus: str | Path, df, max_frames: int | None = None, desc: str 
     for row in tqdm(rows, desc=f"reading {desc}", unit="item", disable=not progress, leave=False):
         try:
             items.append(read_item(corpus, row, max_frames=max_frames))
-        except FaceforgeError as e:
+        except (FaceforgeError, OSError, ValueError, KeyError) as e:  # one bad item never ends the batch
             log.warning("skipping %s: %s", row.get("item_id"), e)
             errors.append({"item_id": str(row.get("item_id")), "path": str(row.get("path")), "error": str(e)})
     return LoadReport(items, errors)

@@ -94,6 +94,10 @@ def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_fr
         row["status"] = STATUS_NO_FACE if "no face" in str(e).lower() else STATUS_ERROR
         row["error"] = str(e)
         return row, []
+    except Exception as e:  # a decoder/library failure on one file must not end the batch: record it
+        log.exception("unexpected failure scoring %s", path)
+        row["status"], row["error"] = STATUS_ERROR, f"{path.name}: {type(e).__name__}: {e}"
+        return row, []
     use = scores[valid] if valid.any() else scores
     row.update(n_frames=int(len(scores)), n_valid=int(valid.sum()), score=aggregate(use, lr.cfg.aggregate))
     row["label"] = "fake" if row["score"] >= row["threshold"] else "real"
