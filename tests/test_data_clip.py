@@ -69,3 +69,22 @@ def test_extract_clip_no_face(tmp_path):
         extract_clip(path, backend="dlib")
     with pytest.raises(FaceforgeError, match="not found"):
         extract_clip(tmp_path / "missing.mp4", backend="dlib")
+
+
+def test_detect_every_tracks_between_detections(short_video):
+    from forge.data.clip import detect_track
+    from forge.data.landmarks import get_detector
+
+    det = get_detector("dlib")
+    full, _ = detect_track(short_video, det, keep_frames=False)
+    fast, _ = detect_track(short_video, det, keep_frames=False, detect_every=4)
+    assert not full.tracked.any()
+    # detector on frames 0, 4, 8; the black frame 6 loses the track, so 7 is detected again
+    assert fast.tracked.tolist() == [False, True, True, True, False, True, False, False, False, True, True, True]
+    assert fast.valid.tolist() == full.valid.tolist()
+    both = full.valid
+    iod = np.linalg.norm(full.landmarks[both, 36:42].mean(1) - full.landmarks[both, 42:48].mean(1), axis=1)
+    nme = np.linalg.norm(full.landmarks[both] - fast.landmarks[both], axis=2).mean(1) / iod
+    assert nme.max() < 0.05  # tracked landmarks agree with per-frame detection within 5 % of the eye distance
+    clip = extract_clip(short_video, resolution=32, backend="dlib", detect_every=4)
+    assert clip.valid.tolist() == full.valid.tolist()

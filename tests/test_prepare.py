@@ -12,7 +12,7 @@ import pytest
 from forge.cli import main
 from forge.common import FaceforgeError
 from forge.data import prepare as prepare_mod
-from forge.data.cache import FLAG_NO_FACE, PreparedCache
+from forge.data.cache import FLAG_NO_FACE, FLAG_TRACKED, PreparedCache
 from forge.data.media import read_frames, write_video
 from forge.data.prepare import PrepareConfig, discover_inputs, prepare
 
@@ -180,9 +180,12 @@ def test_cli(tree, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "face-alignment backend unavailable" in err and err.count("\n") == 1
     rc = main(["forge", "prepare", str(tree / "katie.mp4"), str(tree / "notes.mp4"), "--out", str(tmp_path / "c"),
-               "--backend", "dlib", "--every", "3", "--max-frames", "2", "--quiet"])
+               "--backend", "dlib", "--every", "3", "--max-frames", "2", "--detect-every", "2", "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0 and "prepared 1/2 files" in out and "skipped" in out and "notes.mp4" in out
+    c = PreparedCache(tmp_path / "c")
+    assert c.config.detect_every == 2 and c.index.frame_index.tolist() == [0, 3]
+    assert ((c.index["flags"] & FLAG_TRACKED) > 0).tolist() == [False, True]  # frame 3 tracked, not detected
 
 
 def test_few_faces_and_multi_face_flags(sample_dir, tmp_path):

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of landmarks/crop boxes")
     p.add_argument("--format", dest="image_format", choices=("jpeg", "png"), default="jpeg",
                    help="crop encoding in the cache (jpeg q95 is ~5x smaller)")
+    p.add_argument("--detect-every", type=_positive, default=1,
+                   help="run the face detector on every k-th kept frame and track in between (faster)")
     p.add_argument("--fan-weights", default=None, help="face-alignment 2D-FAN-4 weights (default: torch hub cache)")
     p.add_argument("--s3fd-weights", default=None, help="face-alignment S3FD weights (default: torch hub cache)")
     p.add_argument("--workers", type=_positive, default=1, help="parallel processes over videos")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = PrepareConfig(resolution=args.resolution, backend=args.backend, every=args.every,
                             max_frames=args.max_frames, margin=args.margin, smooth=not args.no_smooth,
-                            image_format=args.image_format, workers=args.workers,
+                            image_format=args.image_format, workers=args.workers, detect_every=args.detect_every,
                             fan_weights=args.fan_weights, s3fd_weights=args.s3fd_weights)
     except ValueError as e:
         raise FaceforgeError(str(e)) from None

@@ -37,6 +37,7 @@ STATUS_OK, STATUS_NO_FACE, STATUS_FEW_FACES, STATUS_ERROR = "ok", "no_face", "fe
 FLAG_NO_FACE = 1        # no face detected: landmarks/box interpolated from neighbouring frames
 FLAG_MULTI_FACE = 2     # more than one face detected (the tracked one was kept)
 FLAG_CROP_OUTSIDE = 4   # the crop square leaves the source frame (black padding)
+FLAG_TRACKED = 8        # landmarks fitted in a box carried from the previous frame (detect_every > 1)
 
 
 # ---------------------------------------------------------------- image codec

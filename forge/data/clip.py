@@ -23,6 +23,11 @@ from .rasterize import draw_landmarks_batch
 IMAGE_FPS = 25.0                 # fps reported for a single image (N = 1)
 FRAME_MEMORY_BUDGET = 256 << 20  # bytes of decoded frames kept between the two passes; else re-decode
 MIN_TRACK_IOU = 0.2              # below this overlap with the tracked face, take the biggest face
+MIN_FOLLOW_IOU = 0.5             # a tracked (not detected) fit must overlap the last face this much
+MIN_FOLLOW_NCC = 0.85            # ... and look like it (normalised correlation of grey face patches): on the
+                                 # sample, fast head motion and cuts fall back to detection; tracked frames
+                                 # stay within 6 % of the eye distance of per-frame detection
+FACE_PATCH = 24                  # px side of the grey patch compared for that
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ class Detections:
     bboxes: np.ndarray        # float32 (N, 4) detector boxes, NaN where no face
     scores: np.ndarray        # float32 (N,)
     valid: np.ndarray         # bool (N,)
-    n_faces: np.ndarray       # int (N,) faces detected in the frame
+    n_faces: np.ndarray       # int (N,) faces detected in the frame (tracked frames: as last detected)
+    tracked: np.ndarray       # bool (N,) landmarks fitted in a box carried over from the last frame
     source_size: tuple[int, int]
     fps: float
 
@@ -82,6 +88,36 @@ def pick_face(faces: list[Face], previous_bbox: np.ndarray | None) -> Face | Non
     return faces[0]
 
 
+def _landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    return np.concatenate([landmarks.min(0), landmarks.max(0)]).astype(np.float64)  # (4,) x0, y0, x1, y1
+
+
+def face_patch(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Zero-mean, unit-norm grey ``(FACE_PATCH, FACE_PATCH)`` patch of the landmark box (zeros if flat)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = _landmark_box(landmarks)
+    x0, y0, x1, y1 = int(max(x0, 0)), int(max(y0, 0)), int(min(x1, w)), int(min(y1, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return np.zeros((FACE_PATCH, FACE_PATCH), np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    g = cv2.resize(grey, (FACE_PATCH, FACE_PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
+    g -= g.mean()
+    norm = float(np.linalg.norm(g))
+    return g / norm if norm > 1e-3 else np.zeros_like(g)
+
+
+def follow_box(face: Face, anchor: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A detector-style box for the next frame: the last face's landmark box, mapped by the
+    box/landmark-box relation measured at the last real detection (``anchor``)."""
+    det_box, det_lbox = anchor
+    lbox = _landmark_box(face.landmarks)
+    lsize, dsize = lbox[2:] - lbox[:2], np.maximum(det_lbox[2:] - det_lbox[:2], 1e-6)
+    rel0, rel1 = (det_box[:2] - det_lbox[:2]) / dsize, (det_box[2:] - det_lbox[:2]) / dsize
+    return np.concatenate([lbox[:2] + rel0 * lsize, lbox[:2] + rel1 * lsize])
+
+
 def _frames(path: Path, every: int, max_frames: int | None):
     """Yields (index, time, image) of a video or the single image (index 0)."""
     if is_image(path):
@@ -92,21 +128,44 @@ def _frames(path: Path, every: int, max_frames: int | None):
 
 
 def detect_track(path: str | Path, detector: LandmarkDetector, every: int = 1, max_frames: int | None = None,
-                 keep_frames: bool = True) -> tuple[Detections, list[np.ndarray] | None]:
+                 keep_frames: bool = True, detect_every: int = 1) -> tuple[Detections, list[np.ndarray] | None]:
     """First pass: detect and track one face per frame. Returns the detections and the decoded
-    frames when they fit in ``FRAME_MEMORY_BUDGET`` (else None: the caller decodes again)."""
+    frames when they fit in ``FRAME_MEMORY_BUDGET`` (else None: the caller decodes again).
+
+    ``detect_every=k > 1`` runs the face detector on every k-th frame only; in between, landmarks
+    are fitted in a box carried over from the previous frame (falls back to detection when the
+    fit drifts off the last face)."""
+    if detect_every < 1:
+        raise FaceforgeError(f"detect_every must be >= 1, got {detect_every}")
     path = Path(path)
-    indices, times, lms, boxes, scores, counts = [], [], [], [], [], []
+    indices, times, lms, boxes, scores, counts, follows = [], [], [], [], [], [], []
+    last_face, anchor, last_count, last_patch = None, None, 0, None
     kept: list[np.ndarray] | None = [] if keep_frames else None
     kept_bytes, size, previous = 0, None, None
     nan_lm, nan_box = np.full((68, 2), np.nan, np.float32), np.full(4, np.nan, np.float32)
-    for index, time, image in _frames(path, every, max_frames):
+    for i, (index, time, image) in enumerate(_frames(path, every, max_frames)):
         size = size or image.shape[:2]
-        faces = detector.detect(image)
-        n_faces = len(faces)
-        face = pick_face(faces, previous)
+        face, followed = None, False
+        if detect_every > 1 and last_face is not None and i % detect_every:
+            face = detector.landmarks_at(image, follow_box(last_face, anchor), last_face.score)
+            patch = face_patch(image, face.landmarks)
+            followed = (_iou(_landmark_box(face.landmarks), _landmark_box(last_face.landmarks)) >= MIN_FOLLOW_IOU
+                        and float((patch * last_patch).sum()) >= MIN_FOLLOW_NCC)
+            face = face if followed else None
+        if followed:
+            n_faces = last_count
+        else:
+            faces = detector.detect(image)
+            n_faces = last_count = len(faces)
+            face = pick_face(faces, previous)
+            if face is not None:
+                anchor = (face.bbox.astype(np.float64), _landmark_box(face.landmarks))
         if face is not None:
             previous = face.bbox
+            if detect_every > 1:
+                last_patch = face_patch(image, face.landmarks)
+        last_face = face
+        follows.append(followed)
         indices.append(index)
         times.append(time)
         lms.append(face.landmarks if face is not None else nan_lm)
@@ -125,31 +184,31 @@ def detect_track(path: str | Path, detector: LandmarkDetector, every: int = 1, m
     det = Detections(frame_index=np.asarray(indices, np.int64), times=np.asarray(times, np.float64),
                      landmarks=np.stack(lms).astype(np.float32), bboxes=np.stack(boxes).astype(np.float32),
                      scores=np.asarray(scores, np.float32), valid=np.isfinite(np.stack(lms)[:, 0, 0]),
-                     n_faces=np.asarray(counts, np.int64),
+                     n_faces=np.asarray(counts, np.int64), tracked=np.asarray(follows, bool),
                      source_size=(int(size[0]), int(size[1])), fps=float(fps))
     return det, kept
 
 
 def extract_clip(path: str | Path, resolution: int = 64, backend: str = "auto", every: int = 1,
                  max_frames: int | None = None, smooth: bool = True, *, margin: float = crop_mod.DEFAULT_MARGIN,
-                 detector: LandmarkDetector | None = None) -> Clip:
+                 detector: LandmarkDetector | None = None, detect_every: int = 1) -> Clip:
     """Aligned head crops of one video or image (N = 1) file; see :class:`Clip`.
 
     Raises ``FaceforgeError("no face found in ...")`` when no frame has a face."""
     return extract_clip_detailed(path, resolution, backend, every, max_frames, smooth,
-                                 margin=margin, detector=detector)[0]
+                                 margin=margin, detector=detector, detect_every=detect_every)[0]
 
 
 def extract_clip_detailed(path: str | Path, resolution: int = 64, backend: str = "auto", every: int = 1,
                           max_frames: int | None = None, smooth: bool = True, *,
-                          margin: float = crop_mod.DEFAULT_MARGIN,
-                          detector: LandmarkDetector | None = None) -> tuple[Clip, Detections]:
+                          margin: float = crop_mod.DEFAULT_MARGIN, detector: LandmarkDetector | None = None,
+                          detect_every: int = 1) -> tuple[Clip, Detections]:
     """:func:`extract_clip` plus the raw per-frame detections (detector boxes, face counts)."""
     path = require_file(path, "input")
     if int(resolution) < 8:
         raise FaceforgeError(f"resolution must be >= 8, got {resolution}")
     detector = detector or get_detector(backend)
-    det, images = detect_track(path, detector, every=every, max_frames=max_frames)
+    det, images = detect_track(path, detector, every=every, max_frames=max_frames, detect_every=detect_every)
     if not det.valid.any():
         raise FaceforgeError(f"no face found in {path.name} ({len(det.valid)} frames checked)")
     landmarks = crop_mod.interpolate_invalid(det.landmarks, det.valid)             # (N, 68, 2) source px

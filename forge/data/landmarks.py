@@ -54,6 +54,10 @@ class LandmarkDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         raise NotImplementedError
 
+    def landmarks_at(self, image: np.ndarray, bbox: np.ndarray, score: float = 0.0) -> Face:
+        """Fit the 68 landmarks inside a given detector-style box (no detection): for tracking."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -130,11 +134,17 @@ class DlibDetector(LandmarkDetector):
         faces = []
         for rect, score in zip(rects, scores):
             box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64) / scale
-            full = self._dlib.rectangle(*(int(round(v)) for v in box))
-            shape = self._predictor(image, full)
-            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)  # (68, 2)
-            faces.append(Face(bbox=box.astype(np.float32), score=float(score), landmarks=pts))
+            faces.append(self._fit(image, box, float(score)))
         return _sorted(faces)
+
+    def _fit(self, image: np.ndarray, box: np.ndarray, score: float) -> Face:
+        full = self._dlib.rectangle(*(int(round(v)) for v in box))
+        shape = self._predictor(image, full)
+        pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)  # (68, 2)
+        return Face(bbox=np.asarray(box, dtype=np.float32), score=score, landmarks=pts)
+
+    def landmarks_at(self, image: np.ndarray, bbox: np.ndarray, score: float = 0.0) -> Face:
+        return self._fit(_check_image(image), np.asarray(bbox, dtype=np.float64), float(score))
 
 
 # ---------------------------------------------------------------- face-alignment (FAN + S3FD)
@@ -208,6 +218,17 @@ class FaceAlignmentDetector(LandmarkDetector):
                       landmarks=np.asarray(lm[:, :2], dtype=np.float32))
                  for b, lm in zip(boxes, landmarks or [])]
         return _sorted(faces)
+
+    def landmarks_at(self, image: np.ndarray, bbox: np.ndarray, score: float = 0.0) -> Face:
+        import warnings
+
+        box = np.concatenate([np.asarray(bbox, dtype=np.float64)[:4], [score]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            landmarks, _, _ = self._fa.get_landmarks_from_image(_check_image(image), detected_faces=[box],
+                                                                return_bboxes=True)
+        return Face(bbox=box[:4].astype(np.float32), score=float(score),
+                    landmarks=np.asarray(landmarks[0][:, :2], dtype=np.float32))
 
 
 # ---------------------------------------------------------------- selection

@@ -27,7 +27,8 @@ log = get_logger("data.prepare")
 RESOLUTIONS = (64, 128, 256)
 ID_MAX_LEN = 80
 # Config fields that change the cache contents: a resumed run must match them.
-CONTENT_FIELDS = ("resolution", "backend", "every", "max_frames", "margin", "smooth", "image_format", "jpeg_quality")
+CONTENT_FIELDS = ("resolution", "backend", "every", "max_frames", "margin", "smooth", "image_format", "jpeg_quality",
+                  "detect_every")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class PrepareConfig:
     image_format: str = "jpeg"      # jpeg (q=jpeg_quality) | png (lossless)
     jpeg_quality: int = 95
     min_face_fraction: float = 0.5  # videos with fewer frames with a face get status "few_faces"
+    detect_every: int = 1           # run the face detector on every k-th kept frame, track in between (~3x at 5)
     workers: int = 1                # processes over videos (not part of the cache contents)
     fan_weights: str | None = None  # face-alignment 2D-FAN-4 weights file (default: torch hub cache)
     s3fd_weights: str | None = None # face-alignment S3FD weights file (default: torch hub cache)
@@ -58,6 +60,8 @@ class PrepareConfig:
             raise ValueError(f"image_format must be jpeg or png, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
 
@@ -134,7 +138,7 @@ def _frame_rows(item: Item, clip, det, cfg: PrepareConfig) -> dict[str, list]:
     h, w = clip.source_size
     flags = np.where(clip.valid, 0, cache_mod.FLAG_NO_FACE) | np.where(det.n_faces > 1, cache_mod.FLAG_MULTI_FACE, 0)
     outside = (clip.boxes[:, 0] < 0) | (clip.boxes[:, 1] < 0) | (clip.boxes[:, 2] > w) | (clip.boxes[:, 3] > h)
-    flags = flags | np.where(outside, cache_mod.FLAG_CROP_OUTSIDE, 0)
+    flags = flags | np.where(outside, cache_mod.FLAG_CROP_OUTSIDE, 0) | np.where(det.tracked, cache_mod.FLAG_TRACKED, 0)
     n = len(clip)
     return {
         "identity": [item.identity] * n,
@@ -169,7 +173,7 @@ def process_item(item: Item, out: str, cfg: PrepareConfig) -> dict:
         detector = get_detector(cfg.backend, fan_path=cfg.fan_weights, s3fd_path=cfg.s3fd_weights)
         clip, det = extract_clip_detailed(item.path, resolution=cfg.resolution, every=cfg.every,
                                               max_frames=cfg.max_frames, smooth=cfg.smooth, margin=cfg.margin,
-                                              detector=detector)
+                                              detector=detector, detect_every=cfg.detect_every)
         cache_mod.write_video_frames(Path(out), item.video_id, _frame_rows(item, clip, det, cfg))
         n_valid = int(clip.valid.sum())
         few = n_valid < cfg.min_face_fraction * len(clip)
