@@ -1,7 +1,7 @@
 """faceforge.dashboard — the Streamlit review app, the main job and its report.
 
 Public API (imported lazily; nothing heavy at import time):
-- ``load_manifest``, ``find_runs``, ``DashboardConfig`` (``dashboard.data``)
+- ``load_manifest``, ``DashboardConfig`` (``dashboard.data``), ``find_runs`` (``dashboard.runs``)
 - ``ReviewStore``, ``wilson_interval``, ``user_metric``, ``make_triplet`` (``dashboard.review``)
 """
 
@@ -12,7 +12,7 @@ import importlib
 _LAZY = {
     "DashboardConfig": "dashboard.data",
     "load_manifest": "dashboard.data",
-    "find_runs": "dashboard.data",
+    "find_runs": "dashboard.runs",
     "ReviewStore": "dashboard.review",
     "wilson_interval": "dashboard.review",
     "user_metric": "dashboard.review",

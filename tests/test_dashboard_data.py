@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import data
+from dashboard import checks, data, runs
 from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest
 from dashboard.review import (ReviewStore, Triplet, agreement_with_truth, inter_reviewer_agreement, make_triplet,
                               user_metric, wilson_interval)
@@ -62,7 +62,7 @@ def test_paths_never_leave_the_roots(fx):
         with pytest.raises(FaceforgeError, match="escapes|relative"):
             data.corpus_file(corpus, bad)
     with pytest.raises(FaceforgeError, match="escapes"):
-        data.run_file(fx / "runs", "../corpus/manifest.parquet")
+        runs.run_file(fx / "runs", "../corpus/manifest.parquet")
     with pytest.raises(FaceforgeError, match="escapes"):
         data.load_landmarks(corpus, {"landmarks_path": "../../x.npy"})
     assert data.corpus_file(corpus, "items/real_d0_a.mp4").is_file()
@@ -130,46 +130,46 @@ def test_10k_manifest_loads_and_filters_fast(fx, tmp_path):
 
 # ---------------------------------------------------------------- runs
 def test_runs_metrics_cross_matrix_and_worst(fx):
-    runs = data.find_runs(fx / "runs")
-    assert [r.name for r in runs] == ["cnn"] and runs[0].evals == ("test",)
-    table = data.metrics_table(runs)
+    found = runs.find_runs(fx / "runs")
+    assert [r.name for r in found] == ["cnn"] and found[0].evals == ("test",)
+    table = runs.metrics_table(found)
     assert table["eval"].tolist() == ["val", "test"] and table.loc[0, "auc"] == pytest.approx(0.9)
     df = data.load_manifest(fx / "corpus")
-    merged = data.with_truth(data.load_scores(runs[0], "test"), df)
+    merged = runs.with_truth(runs.load_scores(found[0], "test"), df)
     assert len(merged) == 18
-    m = data.cross_matrix(merged, "generator", "compression")
+    m = runs.cross_matrix(merged, "generator", "compression")
     assert list(m.index) == ["fewshot", "warp"] and list(m.columns) == ["c23", "raw"]
     # compressed warp fakes (score ~0.3) vs reals (~0.2, one at 0.93): 3 fakes x 6 reals
     fake = merged[(merged["generator"] == "warp") & (merged["compression"] == "c23")]["score"].to_numpy()
     real = merged[merged["y"] == 0]["score"].to_numpy()
     expected = np.mean([(f > r) + 0.5 * (f == r) for f in fake for r in real])
     assert m.loc["warp", "c23"] == pytest.approx(expected)
-    fp, fn = data.worst_errors(merged, k=5)
+    fp, fn = runs.worst_errors(merged, k=5)
     assert fp["item_id"].tolist() == ["real_d0_a"] and fp["score"].iloc[0] == pytest.approx(0.93)
     assert set(fn["generator"]) == {"warp"} and fn["score"].is_monotonic_increasing
-    by = data.eval_breakdowns(runs[0], "test")["generator"].set_index("generator")
+    by = runs.eval_breakdowns(found[0], "test")["generator"].set_index("generator")
     assert by.loc["warp", "n_fake"] == 6 and by.loc["fewshot", "auc"] > by.loc["warp", "auc"]
-    frames = data.item_frame_scores(runs, "real_d0_a")
+    frames = runs.item_frame_scores(found, "real_d0_a")
     assert len(frames) == 4 and frames["series"].unique().tolist() == ["cnn/test"]
 
 
 def test_score_columns_normalized():
     raw = pd.DataFrame({"path": ["a/x.mp4", "a/y.mp4"], "frame_index": [0, 1], "p_fake": [0.1, 0.9],
                         "label": ["real", "fake"]})
-    out = data.normalize_scores(raw)
+    out = runs.normalize_scores(raw)
     assert out["item_id"].tolist() == ["x", "y"] and out["y"].tolist() == [0, 1]
     assert out["frame"].tolist() == [0, 1]
     with pytest.raises(FaceforgeError, match="score column"):
-        data.normalize_scores(pd.DataFrame({"item_id": ["a"]}))
+        runs.normalize_scores(pd.DataFrame({"item_id": ["a"]}))
 
 
 def test_study_matrices_and_empty_runs(fx, tmp_path):
-    [(title, table)] = data.study_matrices(fx / "results")
+    [(title, table)] = runs.study_matrices(fx / "results")
     assert title == "detect_cross: auc" and table.loc["warp", "fewshot"] == pytest.approx(0.64)
-    [(title, curve)] = data.study_curves(fx / "results")
+    [(title, curve)] = runs.study_curves(fx / "results")
     assert title == "detect_cross: robustness.jpeg_quality" and curve["level"].tolist() == ["(none)", "70", "30"]
-    assert data.find_runs(tmp_path) == [] and data.find_runs(None) == []
-    assert data.study_matrices(tmp_path) == []
+    assert runs.find_runs(tmp_path) == [] and runs.find_runs(None) == []
+    assert runs.study_matrices(tmp_path) == []
 
 
 def test_study_matrix_cells_may_be_metric_dicts(tmp_path):
@@ -180,17 +180,17 @@ def test_study_matrix_cells_may_be_metric_dicts(tmp_path):
         "cross_compression": {"raw": {"raw": {"auc": 0.99, "n": 10}, "c40": {"auc": 0.61, "n": 10}},
                               "c40": {"raw": {"auc": None, "n": 0, "error": "no items"}, "c40": {"auc": 0.9, "n": 10}}},
         "robustness": {"curves": {"blur_sigma": [{"level": 0.0, "auc": 0.9}, {"level": 2.0, "auc": 0.7}]}}}}})
-    [(title, table)] = data.study_matrices(tmp_path)
+    [(title, table)] = runs.study_matrices(tmp_path)
     assert title == "detect_studies: detectors.frequency.cross_compression"
     assert table.loc["raw", "c40"] == pytest.approx(0.61) and np.isnan(table.loc["c40", "raw"])
-    [(title, curve)] = data.study_curves(tmp_path)
+    [(title, curve)] = runs.study_curves(tmp_path)
     assert title.endswith("robustness.curves.blur_sigma") and curve["auc"].tolist() == [0.9, 0.7]
     assert curve["level"].tolist() == ["0", "2"]
 
 
 def test_provenance_verdict_of_an_unsigned_item(fx):
     pytest.importorskip("provenance.api")
-    out = data.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
+    out = checks.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
     assert out["available"] is True, out.get("reason")
     assert out["verdict"] == "none"  # neither a C2PA manifest nor a watermark
 
@@ -199,7 +199,7 @@ def test_provenance_unavailable_is_reported(fx, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "provenance.api", None)  # import fails
-    out = data.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
+    out = checks.provenance_verdict(fx / "corpus" / "items" / "real_d0_a.mp4", fx / "corpus")
     assert out["available"] is False and "unavailable" in out["reason"]
 
 
@@ -334,5 +334,5 @@ def test_metrics_table_keeps_run_names(fx, tmp_path):
 
     write_json_atomic(tmp_path / "runs" / "cnn" / "eval" / "test" / "metrics.json",
                       {"run": "/abs/path/cnn", "video": {"auc": 0.7}})
-    table = data.metrics_table(data.find_runs(tmp_path / "runs"))
+    table = runs.metrics_table(runs.find_runs(tmp_path / "runs"))
     assert table["run"].tolist() == ["cnn", "cnn"] and table.loc[1, "video.auc"] == 0.7

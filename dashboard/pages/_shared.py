@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import data
+from dashboard import checks, data, runs
 from dashboard.data import DashboardConfig
 from forge.common import FaceforgeError
 
@@ -87,10 +87,10 @@ def filter_kinds() -> dict[str, str]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _runs(root: str, stamp: int):
-    return data.find_runs(root)
+    return runs.find_runs(root)
 
 
-def runs() -> list[data.RunInfo]:
+def detector_runs() -> list[runs.RunInfo]:
     cfg = config()
     if cfg.runs is None:
         return []
@@ -111,10 +111,10 @@ def _tree_stamp(root: Path) -> int:
 def _score_csv(path: str, mtime: int):
     import pandas as pd
 
-    return data.normalize_scores(pd.read_csv(path))
+    return runs.normalize_scores(pd.read_csv(path))
 
 
-def scores(run: data.RunInfo, eval_name: str, kind: str = "videos"):
+def scores(run: runs.RunInfo, eval_name: str, kind: str = "videos"):
     """``eval/<name>/scores_<kind>.csv`` of a run, normalized and cached; None when absent."""
     p = run.path / "eval" / eval_name / f"scores_{kind}.csv"
     return _score_csv(str(p), _mtime(p)) if p.is_file() else None
@@ -132,7 +132,7 @@ def frames_of(row: dict, max_frames: int | None = None) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _verdict(path: str, mtime: int, corpus: str | None) -> dict:
-    return data.provenance_verdict(path, corpus)
+    return checks.provenance_verdict(path, corpus)
 
 
 def verdict(path: Path, corpus: Path | None) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import checks, data
 from dashboard.pages import _shared as ui
 from forge.common import safe_name
 
@@ -18,17 +18,17 @@ TYPES = [s.lstrip(".") for s in data.VIDEO_SUFFIXES + data.IMAGE_SUFFIXES]
 MB = 1 << 20
 
 
-def check_bytes(name: str, payload: bytes, corpus: Path | None, runs, faces: str = "detect") -> dict:
+def check_bytes(name: str, payload: bytes, corpus: Path | None, found_runs, faces: str = "detect") -> dict:
     """Run the three checks on an uploaded file inside a temp folder (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="faceforge-check-") as tmp:
         base = Path(name.replace("\\", "/")).name  # drop any folder part of the client's file name
         suffix = Path(base).suffix.lower()
         path = Path(tmp) / (safe_name(Path(base).stem, 60) + (suffix if suffix.lstrip(".") in TYPES else ""))
         path.write_bytes(payload)
-        scores, problems = data.score_with_runs(runs, path, faces) if runs else (None, [])
+        scores, problems = checks.score_with_runs(found_runs, path, faces) if found_runs else (None, [])
         return {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
-                "provenance": data.provenance_verdict(path, corpus), "scores": scores,
-                "score_problems": problems, "faces": data.find_faces(path)}
+                "provenance": checks.provenance_verdict(path, corpus), "scores": scores,
+                "score_problems": problems, "faces": checks.find_faces(path)}
 
 
 st.title("Check a file")
@@ -47,7 +47,7 @@ else:
     key = ("check", hashlib.sha256(payload).hexdigest(), crop)
     if st.session_state.get("_check_key") != key:
         with st.spinner("Checking ..."):
-            st.session_state["_check_result"] = check_bytes(upload.name, payload, cfg.corpus, ui.runs(),
+            st.session_state["_check_result"] = check_bytes(upload.name, payload, cfg.corpus, ui.detector_runs(),
                                                                "none" if crop else "detect")
         st.session_state["_check_key"] = key
     result = st.session_state["_check_result"]

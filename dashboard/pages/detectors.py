@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import runs
 from dashboard.pages import _shared as ui
 
 WORST_K = 5
 
 st.title("Detectors")
 cfg = ui.config()
-runs = ui.runs()
-if not runs:
+found = ui.detector_runs()
+if not found:
     where = f"under `{cfg.runs}`" if cfg.runs else "(no `--runs` given)"
     st.info(f"No detector runs found {where}. Train one with `faceforge detect train`, evaluate it with "
             "`faceforge detect eval`, then start the dashboard with `--runs DRUN`.")
 else:
     st.subheader("Metrics")
-    st.dataframe(data.metrics_table(runs), hide_index=True)
+    st.dataframe(runs.metrics_table(found), hide_index=True)
 
-    names = [r.name for r in runs]
-    run = runs[names.index(st.selectbox("Run", names, key="run"))]
+    names = [r.name for r in found]
+    run = found[names.index(st.selectbox("Run", names, key="run"))]
     with st.expander("Run config (config.yaml)"):
         st.json(run.config)
     if not run.evals:
@@ -30,16 +30,16 @@ else:
     else:
         ev = st.selectbox("Evaluation", list(run.evals), key="eval")
         rel = lambda name: f"{'' if run.name == '.' else run.name + '/'}eval/{ev}/{name}"  # noqa: E731
-        cols = st.columns(len(data.EVAL_IMAGES))
-        for col, name in zip(cols, data.EVAL_IMAGES):
-            p = data.run_file(cfg.runs, rel(name))
+        cols = st.columns(len(runs.EVAL_IMAGES))
+        for col, name in zip(cols, runs.EVAL_IMAGES):
+            p = runs.run_file(cfg.runs, rel(name))
             with col:
                 if p is None:
                     st.caption(f"({name} missing)")
                 else:
                     st.image(str(p), caption=name.removesuffix(".png"))
 
-        breakdowns = data.eval_breakdowns(run, ev)
+        breakdowns = runs.eval_breakdowns(run, ev)
         if breakdowns:
             with st.expander("AUC by subgroup (this evaluation's metrics.json)"):
                 cols = st.columns(min(3, len(breakdowns)))
@@ -53,18 +53,18 @@ else:
         elif manifest is None:
             st.info("Give `--corpus` to break scores down by generator and compression.")
         else:
-            merged = data.with_truth(scores, manifest)
+            merged = runs.with_truth(scores, manifest)
             st.caption(f"{len(merged)} scored items matched to the manifest "
                        f"({len(scores) - len(merged)} unmatched)")
             st.subheader("AUC by generator × compression")
-            ui.heatmap(data.cross_matrix(merged, "generator", "compression"), f"{run.name} / {ev}")
+            ui.heatmap(runs.cross_matrix(merged, "generator", "compression"), f"{run.name} / {ev}")
             if merged["mode"].notna().any():
                 st.subheader("AUC by generator × mode")
-                ui.heatmap(data.cross_matrix(merged, "generator", "mode"), f"{run.name} / {ev}")
+                ui.heatmap(runs.cross_matrix(merged, "generator", "mode"), f"{run.name} / {ev}")
 
             st.subheader("Worst mistakes")
             threshold = st.slider("Decision threshold", 0.0, 1.0, 0.5, 0.01, key="threshold")
-            fp, fn = data.worst_errors(merged, WORST_K, threshold)
+            fp, fn = runs.worst_errors(merged, WORST_K, threshold)
             c1, c2 = st.columns(2)
             for col, title, table in ((c1, "False positives (real scored fake)", fp),
                                       (c2, "False negatives (fake scored real)", fn)):
@@ -76,16 +76,16 @@ else:
                         ui.item_link(item_id, f"{item_id} · {score:.3f} · {gen} · {comp}")
 
 st.subheader("Studies")
-studies = data.study_matrices(cfg.results)
+studies = runs.study_matrices(cfg.results)
 if not studies:
     st.info(f"No study results (detect_*.json) in `{cfg.results}`.")
 for title, table in studies:
     ui.heatmap(table, title)
-curves = data.study_curves(cfg.results)
+curves = runs.study_curves(cfg.results)
 if curves:
     st.subheader("Robustness")
     cols = st.columns(3)
     for i, (title, df) in enumerate(curves):
         with cols[i % 3]:
             st.caption(title)
-            st.line_chart(df, x="level", y=data.MATRIX_METRIC, height=200)
+            st.line_chart(df, x="level", y=runs.MATRIX_METRIC, height=200)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, runs
 from dashboard.pages import _shared as ui
 from forge.common import FaceforgeError
 
@@ -84,9 +84,9 @@ if df is not None:
             _still(r, frame, overlay, caption)
 
     st.subheader("Detector scores per frame")
-    runs = ui.runs()
-    scores = data.item_frame_scores(runs, row["item_id"], loader=ui.scores) if runs else None
-    if not runs:
+    found = ui.detector_runs()
+    scores = runs.item_frame_scores(found, row["item_id"], loader=ui.scores) if found else None
+    if not found:
         st.info("No detector runs. Start the app with `--runs DRUN` to see scores.")
     elif scores is None or scores.empty:
         st.info("No per-frame scores for this item in the runs found.")
