@@ -123,3 +123,26 @@ def test_landmark_error_real_detector_on_a_real_crop(portraits):
     a, _ = portraits
     err = landmark_error(a.frames, a.landmarks, get_detector("dlib"))
     assert err.detected == 1.0 and err.nme < 0.1
+
+
+
+def test_fid_plumbing_when_weights_are_given(tmp_path, rng, monkeypatch):
+    """With a weights file present fid() extracts features and returns the Frechet distance (the
+    Inception net itself is replaced by per-channel means + stds: too slow for this machine's tests)."""
+    import forge.metrics as m
+
+    class _Feats:
+        def __init__(self, weights, device="cpu"):
+            self.weights = weights
+
+        def __call__(self, frames):                                      # (N, H, W, 3) -> (N, 6)
+            f = frames.astype(np.float64)
+            return np.concatenate([f.mean(axis=(1, 2)), f.std(axis=(1, 2))], axis=1)
+
+    monkeypatch.setattr(m, "InceptionFeatures", _Feats)
+    path = tmp_path / "inception.pth"
+    path.write_bytes(b"weights")
+    a = (rng.random((12, 16, 16, 3)) * 255).astype(np.uint8)
+    b = (rng.random((12, 16, 16, 3)) * 128).astype(np.uint8)
+    same, diff = fid(a, a, weights=path), fid(a, b, weights=path)
+    assert abs(same["fid"]) < 1e-6 and diff["fid"] > 100 and "inception.pth" in diff["fid_note"]
