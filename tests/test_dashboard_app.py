@@ -256,6 +256,11 @@ def test_review_label_persists_across_reruns(open_app, tmp_path, fx):
     assert truth.loc[0, "accuracy"] == 1.0 and truth.loc[0, "n"] == 1
     assert len(at.get("download_button")) == 1
 
+    assert "1 of 18 items labelled by alice" in _texts(at.caption)
+    at.button(key="next_todo").click().run()  # jumps to the first unlabelled item in alice's order
+    assert at.selectbox(key="review_item").value != "warp_d3_by_d6_raw"
+    assert not any(m.startswith("Your latest label") for m in _texts(at.markdown))
+
     ReviewStore(tmp_path / "review.sqlite").add_label("bob", "warp_d3_by_d6_raw", "real")
     again = open_app("pages/review.py")  # a new session sees the stored labels
     again.text_input(key="reviewer").input("alice").run()

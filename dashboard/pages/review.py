@@ -10,6 +10,10 @@ from dashboard.pages import _shared as ui
 from dashboard.review import LABELS, ReviewStore, agreement_with_truth, blind_order, inter_reviewer_agreement
 from forge.common import FaceforgeError
 
+def _go_to(item_id: str) -> None:
+    st.session_state["review_item"] = item_id
+
+
 st.title("Review")
 df = ui.manifest()
 if df is not None:
@@ -26,6 +30,10 @@ if df is not None:
         order = blind_order(df["item_id"].tolist(), reviewer)
         ids = [i for i in order if not (todo_only and i in done)]
         number = {item: k + 1 for k, item in enumerate(order)}
+        todo = [i for i in order if i not in done]
+        st.caption(f"{len(done)} of {len(order)} items labelled by {reviewer}")
+        if todo:
+            st.button("Next unlabelled item", key="next_todo", on_click=_go_to, args=(todo[0],))
         if not ids:
             st.success("You have labelled every item.")
         else:
