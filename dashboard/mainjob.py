@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from forge.common import SAMPLE_DIR, FaceforgeError, get_logger, save_config, write_json_atomic
 
 log = get_logger("mainjob")
@@ -48,7 +50,10 @@ class MainJobConfig:
 
 # a minimal setting for the end-to-end test (same stages, fewer frames and steps)
 QUICK = {"max_frames": 12, "every": 8, "driver_frames": 8, "ft_steps": 3, "eval_frames": 2,
-         "eval_shots": (1, 8), "detector_epochs": 1}
+         "eval_shots": (1, 8), "detector_epochs": 1,
+         "corpus_overrides": ("clip_frames=8",
+                              "generators=[{name: fewshot, mode: ff, T: [1], reenactment: [self, cross]},"
+                              " {name: warp, reenactment: [cross], retarget: [true]}]")}
 
 
 # ---------------------------------------------------------------- stage runner
@@ -89,11 +94,15 @@ def stage_prepare(cfg: MainJobConfig, out: Path) -> dict:
             "failed": report["failed"], "size_mib": report["size_mib"]}
 
 
-def _fit_from_clip(talker, frames, lm_images, name: str, out: Path, cfg: MainJobConfig) -> dict:
+def _fit_from_clip(talker, frames, landmarks, name: str, out: Path, cfg: MainJobConfig) -> dict:
+    from forge.data import draw_landmarks
+
+    lm_images = np.stack([draw_landmarks(lm, talker.resolution) for lm in landmarks])  # (T, S, S, 3)
     rows = {}
     for mode in ("ff", "ft"):
         person = talker.fit(frames, lm_images, mode=mode, steps=cfg.ft_steps if mode == "ft" else None,
                             seed=cfg.seed)
+        person.info["source_landmarks"] = landmarks[0].tolist()  # lets `animate` retarget to this face
         path = out / "persons" / f"{name}_{mode}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
         person.save(path)
@@ -110,13 +119,12 @@ def stage_fit(cfg: MainJobConfig, out: Path) -> dict:
     fitted = {}
     for kind, name in (("painting", cfg.painting), ("photo", cfg.photo)):
         clip = extract_clip(Path(cfg.sample) / "portraits" / name, resolution=talker.resolution)
-        fitted[kind] = {"source": name, **_fit_from_clip(talker, clip.frames, clip.landmark_images,
+        fitted[kind] = {"source": name, **_fit_from_clip(talker, clip.frames[:1], clip.landmarks[:1],
                                                           kind, out, cfg)}
     cache = PreparedCache(out / "cache")
     vid = _video_id(cache, cfg.heldout_video)
-    frames, _ = cache.load(vid)
-    lm_images = cache.landmark_images(vid)
-    fitted["heldout"] = {"source": vid, **_fit_from_clip(talker, frames[:8], lm_images[:8], "heldout", out, cfg)}
+    frames, landmarks = cache.load(vid)
+    fitted["heldout"] = {"source": vid, **_fit_from_clip(talker, frames[:8], landmarks[:8], "heldout", out, cfg)}
     return {"checkpoint": str(talker.path), "checkpoint_sha256": talker.checkpoint_sha256,
             "generator_version": talker.version, "fitted": fitted}
 
@@ -205,8 +213,6 @@ def stage_provenance(cfg: MainJobConfig, out: Path) -> dict:
     signed_copy = work / "signed.mp4"
     shutil.copyfile(signed, signed_copy)
     frames = [f.image for f in read_video(signed_copy)]
-    import numpy as np
-
     stripped = work / "reencoded.mp4"   # a re-encode drops the C2PA manifest; the watermark stays
     write_video(stripped, np.stack(frames), fps=float(fakes.iloc[0]["fps"] or 25), crf=23)
     tampered = work / "tampered.mp4"

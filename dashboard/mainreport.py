@@ -44,7 +44,7 @@ def build_report(out: Path, results: dict[str, dict], cfg) -> tuple[Path, Path]:
 def _timings(rep: Report, results: dict) -> None:
     rep.h("Stages and timings")
     total = sum(r.get("seconds", 0.0) for r in results.values())
-    rows = [(name, r.get("seconds")) for name, r in results.items()] + [("total", total)]
+    rows = [(name, fmt(r.get("seconds"), 1)) for name, r in results.items()] + [("total", fmt(total, 1))]
     rep.table(["stage", "seconds"], rows, caption="wall-clock seconds per stage (2-core CPU unless stated)")
 
 
@@ -105,39 +105,42 @@ def _sample_frames_figure(out: Path, renders: dict) -> Path | None:
 
 def _eval(rep: Report, out: Path, r: dict) -> None:
     rep.h("3. Generator evaluation (the paper's protocol, held-out identities)")
-    table = r.get("table") or r.get("rows") or []
+    table = r.get("summary") or []
     if table:
-        cols = [c for c in ("method", "mode", "T", "ssim", "psnr", "csim", "landmark_error", "fid", "n")
-                if c in table[0]]
+        cols = [c for c in ("method", "T", "ssim", "psnr", "csim", "landmark_nme", "landmark_detected", "fid",
+                            "n_videos") if c in table[0]]
         rep.table(cols, [[row.get(c) for c in cols] for row in table],
                   caption="means over held-out videos; CSIM from dlib's ResNet descriptor (a relative measure)")
     for key in ("grid_png", "grid"):
         if r.get(key) and Path(r[key]).exists():
             rep.image(_local(out, r[key]), "real | warp | FF | FT per held-out frame")
             break
-    if r.get("notes"):
-        rep.p(" ".join(map(str, r["notes"])) if isinstance(r["notes"], list) else str(r["notes"]))
+    notes = list(r.get("notes") or [])
+    notes += [f"CSIM: {r['csim_note']}." if r.get("csim_note") else "", f"FID: {r['fid_note']}." if r.get("fid_note") else ""]
+    notes.append("landmark_nme: landmark error of the output vs the driving landmarks, normalised by the "
+                 "inter-ocular distance; landmark_detected: fraction of outputs where a face was found.")
+    rep.p(" ".join(n for n in notes if n))
 
 
 def _corpus(rep: Report, r: dict) -> None:
     rep.h("4. The benchmark corpus")
-    card = r.get("card", {})
+    card = r.get("card") or {}
     counts = card.get("counts", {})
-    rows = _flatten_counts(counts)
-    if rows:
-        rep.table(["count", "n"], rows, caption="items per split / label / generator / compression")
-    rep.p(f"Corpus folder: `{r.get('corpus')}`; items: {card.get('n_items', '–')}; "
-          f"skipped sources: {card.get('n_errors', 0)}.")
-
-
-def _flatten_counts(counts: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    rows = []
-    if isinstance(counts, dict):
-        for k, v in counts.items():
-            rows += _flatten_counts(v, f"{prefix}{k} / " if prefix or isinstance(v, dict) else f"{k}")
-            if not isinstance(v, dict):
-                rows[-1] = (f"{prefix}{k}", v)
-    return rows
+    groups = counts.get("groups_by_split_label_generator", {})
+    kinds = sorted({(label, gen) for split in groups.values() for label, gens in split.items() for gen in gens})
+    if kinds:
+        rows = [[split] + [groups[split].get(label, {}).get(gen, 0) for label, gen in kinds]
+                for split in ("train", "val", "test") if split in groups]
+        rep.table(["split"] + [f"{label}/{gen}" for label, gen in kinds], rows,
+                  caption="clips per split (each in every compression variant)")
+    by_comp = counts.get("files_by_compression", {})
+    if by_comp:
+        rep.table(list(by_comp), [list(by_comp.values())], caption="files per compression variant")
+    ids = counts.get("identities_by_split", {})
+    if ids:
+        rep.p("Identity-disjoint splits: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(ids.items())) + ".")
+    rep.p(f"Corpus folder: `{r.get('corpus')}`; {counts.get('files', '–')} files; "
+          f"{r.get('items_per_s', '–')} jobs/s on this machine; failed jobs: {r.get('jobs_failed', 0)}.")
 
 
 def _detect(rep: Report, out: Path, r: dict) -> None:
@@ -145,18 +148,24 @@ def _detect(rep: Report, out: Path, r: dict) -> None:
     m = r.get("metrics", {})
     rows = []
     for level in ("frame", "video"):
-        lm = m.get(level, m if level == "video" else {})
+        lm = m.get(level) or {}
         if lm:
             rows.append((level, lm.get("auc"), lm.get("ap"), lm.get("eer"), lm.get("accuracy"),
                          lm.get("log_loss"), lm.get("ece"), lm.get("n")))
     if rows:
         rep.table(["level", "AUC", "AP", "EER", "accuracy", "log loss", "ECE", "n"], rows,
-                  caption=f"run `{r.get('run')}`")
+                  caption=f"detector `{m.get('detector')}`, run `{r.get('run')}`, test split")
+    by = m.get("by", {})
+    rows = [(f"{col} = {val}", v.get("auc"), v.get("n_fake")) for col in ("generator", "mode", "T", "reenactment",
+            "compression") for val, v in sorted(by.get(col, {}).items())]
+    if rows:
+        rep.table(["fakes", "video AUC vs all reals", "fake videos"], rows, caption="video-level AUC per kind of fake")
     eval_dir = Path(r.get("run", "")) / "eval" / "test"
-    for png in ("roc.png", "pr.png", "reliability.png"):
+    for png, caption in (("roc.png", "ROC curve"), ("pr.png", "precision-recall curve"),
+                         ("reliability.png", "reliability diagram (calibration)")):
         p = eval_dir / png
         if p.exists():
-            rep.image(_local(out, p), png[:-4].upper() + " curve", width=420)
+            rep.image(_local(out, p), caption, width=420)
 
 
 def _provenance(rep: Report, r: dict) -> None:
