@@ -53,8 +53,8 @@ if df is not None:
         st.info("Enter your name to start. You will see three frames of one person; one is synthesized. "
                 "Pick the one you think is fake.")
     else:
-        conditions = sorted({tuple(data.display_values(pool[c]).iloc[i] for c in STUDY_COLUMNS)
-                             for i in range(len(pool))})
+        shown = pool[list(STUDY_COLUMNS)].apply(data.display_values)
+        conditions = sorted(set(map(tuple, shown.to_numpy())))
         labels = ["any"] + [" / ".join(c) for c in conditions]
         choice = st.selectbox("Condition (generator / mode / T)", labels, key="condition")
         condition = None if choice == "any" else dict(zip(STUDY_COLUMNS, conditions[labels.index(choice) - 1]))
