@@ -88,8 +88,10 @@ def parse_filters(items: Iterable[str] | None) -> dict[str, tuple[str, ...]]:
 
 def _norm(v) -> str:
     """Manifest cell -> comparable lower-case string (bools, None/NaN, 8.0 -> "8")."""
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "none"
+    import pandas as pd
+
+    if v is None or (not isinstance(v, (str, bytes)) and np.ndim(v) == 0 and bool(pd.isna(v))):
+        return "none"  # None, NaN, pd.NA, NaT
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
@@ -173,7 +175,12 @@ def load_items(corpus: str | Path, df, max_frames: int | None = None, desc: str 
     return LoadReport(items, errors)
 
 
-def split_rows(df, split: str):
+def split_rows(df, split: str, crops_only: bool = True):
+    """Rows of one split; by default only face-crop items (``framing == "crop"`` when the manifest
+    has a framing column: paste-back full frames are not what frame detectors are trained on)."""
     if split not in SPLITS:
         raise FaceforgeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    return df[df["split"].astype(str) == split].reset_index(drop=True)
+    keep = df["split"].astype(str) == split
+    if crops_only and "framing" in df.columns:
+        keep &= df["framing"].map(_norm).isin(("crop", "none"))
+    return df[keep].reset_index(drop=True)

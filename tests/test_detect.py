@@ -65,7 +65,7 @@ def test_filters_keep_reals_only_for_fake_only_columns():
     from detect.data import apply_filters, parse_filters
 
     df = pd.DataFrame({"item_id": list("abcd"), "label": ["real", "fake", "fake", "real"],
-                       "generator": ["real", "warp", "fewshot", "real"], "T": [None, None, 8.0, None],
+                       "generator": ["real", "warp", "fewshot", "real"], "T": pd.array([pd.NA, pd.NA, 8, pd.NA], dtype="Int64"),
                        "compression": ["raw", "raw", "c23", "c23"]})
     assert parse_filters(["generator=warp,fewshot", "T=8"]) == {"generator": ("warp", "fewshot"), "T": ("8",)}
     assert apply_filters(df, ["generator=warp"], keep_real=True)["item_id"].tolist() == ["a", "b", "d"]
