@@ -176,92 +176,113 @@ def _valid_mask(cache, video_id: str, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the protocol
-def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(), *,
-             checkpoint: str | Path | None = None, talker=None) -> dict:
-    """Self-reenactment on held-out videos; writes OUT/{results.json, results.csv, summary.csv, grid.png,
-    eval_config.yaml, rows/}; returns the results dict."""
-    import pandas as pd
+def _talker_or_note(cfg: EvalConfig, checkpoint, talker, notes: list[str]):
+    """The talker for the GAN methods, or None (+ a note) when it cannot be loaded."""
+    if talker is not None or not any(m != "warp" for m in cfg.methods):
+        return talker
+    from forge.animate import load_talker
+
+    try:
+        return load_talker(checkpoint)
+    except FaceforgeError as e:
+        notes.append(f"few-shot methods skipped: {e}")
+        return None
+
+
+def _cached_row(row_path: Path, chash: str):
+    """(row, preview) saved by an earlier run with the same config hash, else None."""
+    prev_path = row_path.with_suffix(".npz")
+    if not (row_path.exists() and prev_path.exists()):
+        return None
+    saved = json.loads(row_path.read_text())
+    if saved.get("config_hash") != chash:
+        return None
+    with np.load(prev_path) as z:
+        return saved, (z["fake"], z["real"], z["eval_frames"], z["landmarks"])
+
+
+def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash: str):
+    """Render + score every (video, method, T) job, resuming from OUT/rows/.
+    Returns rows, skipped, previews {key: (fake, real, eval idx, landmarks)}."""
     from tqdm import tqdm
 
-    from forge.data import PreparedCache
-    from forge.metrics import fid
-
-    cache = PreparedCache(cache_root)
-    out = Path(out)
-    (out / "rows").mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    gan_methods = [m for m in cfg.methods if m != "warp"]
-    if gan_methods and talker is None:
-        try:
-            from forge.animate import load_talker
-
-            talker = load_talker(checkpoint)
-        except FaceforgeError as e:
-            notes.append(f"few-shot methods skipped: {e}")
-            gan_methods = []
-    methods = [m for m in cfg.methods if m == "warp" or m in gan_methods]
-    size = talker.resolution if talker is not None else cache.resolution
-    sha = getattr(talker, "checkpoint_sha256", None)
-    chash = _config_hash(cfg, sha, cache.root)
-    save_config(cfg, out / "eval_config.yaml")
-    videos = resolve_videos(cache, cfg.holdout)
     scorer = Scorer(cfg)
-
-    jobs = [(v, m, t) for v in videos for t in cfg.t_values for m in methods if m != "ft" or cfg.fine_tuned(t)]
-    rows, skipped, previews, fid_sets = [], [], {}, {}   # previews: key -> (fake, real, eval idx, lms)
-    loaded: dict[str, tuple] = {}
+    rows, skipped, previews, loaded = [], [], {}, {}
     for video_id, method, t in tqdm(jobs, desc="eval", unit="fit"):
-        row_path = out / "rows" / f"{_row_key(video_id, method, t)}.json"
-        prev_path = row_path.with_suffix(".npz")
-        if row_path.exists() and prev_path.exists():
-            saved = json.loads(row_path.read_text())
-            if saved.get("config_hash") == chash:
-                rows.append(saved)
-                with np.load(prev_path) as z:
-                    previews[(video_id, method, t)] = (z["fake"], z["real"], z["eval_frames"], z["landmarks"])
-                continue
+        key, row_path = (video_id, method, t), out / "rows" / f"{_row_key(video_id, method, t)}.json"
+        cached = _cached_row(row_path, chash)
+        if cached is not None:
+            rows.append(cached[0])
+            previews[key] = cached[1]
+            continue
         try:
             if video_id not in loaded:
-                frames, lms = cache.load(video_id)
-                frames, lms = resize_clip(frames, lms, size)
+                frames, lms = resize_clip(*cache.load(video_id), size)
                 loaded = {video_id: (frames, lms, _valid_mask(cache, video_id, len(frames)))}
             frames, lms, valid = loaded[video_id]
             fit, ev = split_frames(valid, t, cfg.n_eval_frames)
             t0 = time.perf_counter()
             fake = render_method(method, talker, frames[fit], lms[fit], lms[ev], cfg, t)
-            seconds = time.perf_counter() - t0
             row = {"video_id": video_id, "method": method, "T": int(t), "T_used": int(len(fit)),
-                   "n_eval": int(len(ev)), "fit_seconds": round(seconds, 2), "config_hash": chash,
-                   **scorer.score(fake, frames[ev], lms[ev])}
+                   "n_eval": int(len(ev)), "fit_seconds": round(time.perf_counter() - t0, 2),
+                   "config_hash": chash, **scorer.score(fake, frames[ev], lms[ev])}
         except FaceforgeError as e:
             skipped.append({"video_id": video_id, "method": method, "T": t, "reason": str(e)})
             log.warning("eval: skipped %s %s T=%d: %s", video_id, method, t, e)
             continue
         write_json_atomic(row_path, row)
-        with atomic_path(prev_path) as tmp:
+        with atomic_path(row_path.with_suffix(".npz")) as tmp:
             np.savez_compressed(tmp, fake=fake, real=frames[ev], eval_frames=ev, landmarks=lms[ev])
         rows.append(row)
-        previews[(video_id, method, t)] = (fake, frames[ev], ev, lms[ev])
+        previews[key] = (fake, frames[ev], ev, lms[ev])
+    rows += _real_rows(list(dict.fromkeys(j[0] for j in jobs)), previews, scorer, cfg)
+    return rows, skipped, previews
 
-    real_rows = _real_rows(videos, previews, scorer, cfg)
-    table = pd.DataFrame(rows + real_rows)
-    if table.empty:
-        raise FaceforgeError(f"nothing was evaluated ({len(skipped)} skipped: "
-                             f"{skipped[0]['reason'] if skipped else 'no jobs'})")
+
+def _summarise(table, previews, cfg: EvalConfig):
+    """Mean metrics per (method, T) + FID over all target frames of each; returns (summary, fid note)."""
+    from forge.metrics import fid
+
     metric_cols = [c for c in METRICS if c in table.columns]
     summary = table.groupby(["method", "T"], sort=False)[metric_cols].mean().reset_index()
     summary["n_videos"] = table.groupby(["method", "T"], sort=False)["video_id"].nunique().to_numpy()
+    fids = {}
     for method, t in zip(summary["method"], summary["T"]):
         sel = [k for k in previews if k[1] == method and k[2] == t]
-        if not sel:
-            continue
-        fid_sets[(method, t)] = fid(np.concatenate([previews[k][1] for k in sel]),
+        if sel:
+            fids[(method, t)] = fid(np.concatenate([previews[k][1] for k in sel]),
                                     np.concatenate([previews[k][0] for k in sel]), cfg.fid_weights)
-    summary["fid"] = [fid_sets.get((m, t), {}).get("fid") for m, t in zip(summary["method"], summary["T"])]
-    fid_note = next((v["fid_note"] for v in fid_sets.values()), "not computed")
+    summary["fid"] = [fids.get((m, t), {}).get("fid") for m, t in zip(summary["method"], summary["T"])]
+    return summary, next((v["fid_note"] for v in fids.values()), "not computed")
 
+
+def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(), *,
+             checkpoint: str | Path | None = None, talker=None) -> dict:
+    """Self-reenactment on held-out videos; writes OUT/{results.json, results.csv, summary.csv, grid.png,
+    eval_config.yaml, rows/}; returns the results dict."""
+    import pandas as pd
+
+    from forge.data import PreparedCache
+
+    cache = PreparedCache(cache_root)
+    out = Path(out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    talker = _talker_or_note(cfg, checkpoint, talker, notes)
+    methods = [m for m in cfg.methods if m == "warp" or talker is not None]
+    size = talker.resolution if talker is not None else cache.resolution
+    sha = getattr(talker, "checkpoint_sha256", None)
+    save_config(cfg, out / "eval_config.yaml")
+    videos = resolve_videos(cache, cfg.holdout)
+    jobs = [(v, m, t) for v in videos for t in cfg.t_values for m in methods if m != "ft" or cfg.fine_tuned(t)]
+    rows, skipped, previews = _run_jobs(cache, out, jobs, talker, size, cfg, _config_hash(cfg, sha, cache.root))
+    table = pd.DataFrame(rows).drop(columns=["config_hash"], errors="ignore")
+    if table.empty:
+        raise FaceforgeError(f"nothing was evaluated ({len(skipped)} skipped: "
+                             f"{skipped[0]['reason'] if skipped else 'no jobs'})")
+    summary, fid_note = _summarise(table, previews, cfg)
     with atomic_path(out / "results.csv") as tmp:
-        table.drop(columns=["config_hash"], errors="ignore").to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     grid = write_grid(out / "grid.png", previews, videos, methods, cfg, size)
@@ -270,7 +291,7 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
         "checkpoint_sha256": sha, "generator_version": getattr(talker, "version", None),
         "checkpoint_meta": getattr(talker, "meta", None), "config": dataclasses.asdict(cfg),
         "videos": videos, "summary": summary.replace({np.nan: None}).to_dict(orient="records"),
-        "rows": table.drop(columns=["config_hash"], errors="ignore").replace({np.nan: None}).to_dict(orient="records"),
+        "rows": table.replace({np.nan: None}).to_dict(orient="records"),
         "skipped": skipped, "notes": notes, "fid_note": fid_note, "grid": str(grid),
         "csim_note": "dlib ResNet descriptor (offline), boxes from the driving landmarks; not the paper's network",
     }
@@ -278,7 +299,7 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
     return result
 
 
-def _real_rows(videos, previews, scorer: Scorer, cfg: EvalConfig) -> list[dict]:
+def _real_rows(videos: list[str], previews: dict, scorer: Scorer, cfg: EvalConfig) -> list[dict]:
     """Landmark error of the detector on the real target frames: the floor of that metric."""
     if not cfg.landmark_error:
         return []
