@@ -6,10 +6,13 @@
    (the naive baseline) and dlib on a downscaled copy (what prepare uses), face-alignment when its
    weights are cached (else the reason it is not). Agreement: mean landmark distance between two
    runs, normalised by the inter-ocular distance (NME); between face-alignment and dlib when both exist.
+   Tracking: ``--detect-every 5`` (detector on every 5th frame, landmarks fitted in a carried box in
+   between) vs detection on every frame, on consecutive sampled frames: frames/s and NME between them.
 2. Crop stability: per-frame crop boxes (baseline) vs the tracked, smoothed boxes, as the mean
    absolute second difference of centre/side in % of the side (shake), on consecutive frames.
 3. End to end: ``prepare`` of the whole sample at 128 px (every 2nd frame, at most 120 a video),
-   frames/s and cache size (the 64 MiB carry limit), and bytes a frame per crop encoding.
+   with ``detect_every`` 1 (default) and 5: frames/s and cache size (the 64 MiB carry limit), and
+   bytes a frame per crop encoding.
 
 Writes benchmarks/results/prepare.json and prepare.png.
 """
@@ -98,6 +101,35 @@ def backends(names: list[str], per_video: int) -> dict:
     return out
 
 
+def tracking(names: list[str], n_frames: int, every: int = 2, detect_every: int = 5) -> dict:
+    from forge.data.clip import detect_track
+    from forge.data.landmarks import get_detector
+
+    det = get_detector("dlib")
+    per_video, t_full, t_track, n_total, errs, tracked = {}, 0.0, 0.0, 0, [], []
+    for name in names:
+        t0 = time.perf_counter()
+        full, _ = detect_track(VIDEOS / name, det, every=every, max_frames=n_frames, keep_frames=False)
+        t1 = time.perf_counter()
+        fast, _ = detect_track(VIDEOS / name, det, every=every, max_frames=n_frames, keep_frames=False,
+                               detect_every=detect_every)
+        t2 = time.perf_counter()
+        both = full.valid & fast.valid
+        e = [nme(fast.landmarks[i], full.landmarks[i]) for i in np.flatnonzero(both)]
+        per_video[name] = dict(frames=len(full.valid), tracked_fraction=round(float(fast.tracked.mean()), 3),
+                               nme_mean=round(float(np.mean(e)), 4), nme_max=round(float(np.max(e)), 4),
+                               speedup=round((t1 - t0) / (t2 - t1), 2))
+        t_full, t_track, n_total = t_full + t1 - t0, t_track + t2 - t1, n_total + len(full.valid)
+        errs += e
+        tracked += fast.tracked.tolist()
+    return dict(every=every, detect_every=detect_every, frames=n_total,
+                fps_detect_every_frame=round(n_total / t_full, 1), fps_tracking=round(n_total / t_track, 1),
+                speedup=round(t_full / t_track, 2), tracked_fraction=round(float(np.mean(tracked)), 3),
+                nme_vs_every_frame_mean=round(float(np.mean(errs)), 4),
+                nme_vs_every_frame_max=round(float(np.max(errs)), 4), per_video=per_video,
+                note="decode time included in both; NME = mean landmark distance / inter-ocular distance")
+
+
 def stability(names: list[str], n_frames: int) -> tuple[dict, dict]:
     from forge.data import crop
     from forge.data.landmarks import get_detector
@@ -126,13 +158,14 @@ def stability(names: list[str], n_frames: int) -> tuple[dict, dict]:
     return out, trace
 
 
-def end_to_end(resolution: int, every: int, max_frames: int) -> dict:
+def end_to_end(resolution: int, every: int, max_frames: int, detect_every: int = 1) -> dict:
     from forge.data.cache import PreparedCache, encode_image
     from forge.data.prepare import PrepareConfig, prepare
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_prepare_", dir=ROOT / "out" if (ROOT / "out").is_dir() else None))
     try:
-        cfg = PrepareConfig(resolution=resolution, backend="auto", every=every, max_frames=max_frames)
+        cfg = PrepareConfig(resolution=resolution, backend="auto", every=every, max_frames=max_frames,
+                            detect_every=detect_every)
         t0 = time.perf_counter()
         report = prepare([VIDEOS], tmp / "cache", cfg, progress=False)
         dt = time.perf_counter() - t0
@@ -142,7 +175,8 @@ def end_to_end(resolution: int, every: int, max_frames: int) -> dict:
         per_format = {"jpeg_q95": float(np.mean([len(encode_image(f, "jpeg", 95)) for f in frames])),
                       "png": float(np.mean([len(encode_image(f, "png")) for f in frames])),
                       "uint8_npy": float(frames[0].nbytes)}
-        return dict(resolution=resolution, every=every, max_frames=max_frames, backend=report["backend"],
+        return dict(resolution=resolution, every=every, max_frames=max_frames, detect_every=detect_every,
+                    backend=report["backend"],
                     videos=report["n_inputs"], ok=report["n_ok"], frames=report["n_frames"],
                     seconds=round(dt, 1), frames_per_second=round(report["n_frames"] / dt, 1),
                     cache_mib=report["size_mib"], cache_bytes_per_frame=round(report["size_bytes"] / report["n_frames"]),
@@ -160,14 +194,15 @@ def plot(result: dict, trace: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     b = result["backends"]
-    labels = ["decode only", "dlib full-res\n(baseline)", "dlib downscaled\n(prepare)"]
-    fps = [b["decode_only"]["fps"], b["dlib_fullres"]["fps"], b["dlib"]["fps"]]
+    t = result["tracking"]
+    labels = ["dlib full-res\n(baseline)", "dlib downscaled\n(prepare)", "+ tracking\n(--detect-every 5)"]
+    fps = [b["dlib_fullres"]["fps"], b["dlib"]["fps"], round(b["dlib"]["fps"] * t["speedup"], 1)]
     if isinstance(b.get("face-alignment"), dict) and "fps" in b["face-alignment"]:
         labels.append("face-alignment")
         fps.append(b["face-alignment"]["fps"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].bar(labels, fps, color=["#999", "#c66", "#4a4", "#46c"][:len(fps)])
-    axes[0].set_ylabel("frames / s (1 process)")
+    axes[0].bar(labels, fps, color=["#c66", "#4a4", "#6c6", "#46c"][:len(fps)])
+    axes[0].set_ylabel("frames / s (1 process, landmarks only)")
     axes[0].set_title(f"landmark speed, {b['frame_size'][0]} px frames")
     name = next(iter(trace))
     raw, smooth = trace[name]
@@ -200,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
                                     note="shared 2-core machine: absolute fps vary with other users' load")}
     result["backends"] = backends(names[: args.videos], args.frames_per_video)
     print("backends:", result["backends"], flush=True)
+    result["tracking"] = tracking(names[:: max(1, len(names) // 5)][:5], args.stability_frames // 2)
+    print("tracking:", {k: v for k, v in result["tracking"].items() if k != "per_video"}, flush=True)
     result["crop_stability"], trace = stability(["hdtf_wda_katiehill.mp4", "d3.mp4"], args.stability_frames)
     print("stability:", result["crop_stability"], flush=True)
     result["prepare_sample"] = end_to_end(args.resolution, args.every, args.max_frames)
     print("prepare:", result["prepare_sample"], flush=True)
+    result["prepare_sample_detect_every_5"] = end_to_end(args.resolution, args.every, args.max_frames, detect_every=5)
+    print("prepare --detect-every 5:", result["prepare_sample_detect_every_5"], flush=True)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "prepare.json", result)

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, default=0.40, help="crop margin around the landmarks (fraction, each side)")
     p.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of landmarks/crop boxes")
     p.add_argument("--format", dest="image_format", choices=("jpeg", "png"), default="jpeg",
-                   help="crop encoding in the cache (jpeg q95 is ~5x smaller)")
+                   help="crop encoding in the cache (jpeg q95: ~3.6x smaller than png at 128 px)")
     p.add_argument("--detect-every", type=_positive, default=1,
                    help="run the face detector on every k-th kept frame and track in between (faster)")
     p.add_argument("--fan-weights", default=None, help="face-alignment 2D-FAN-4 weights (default: torch hub cache)")
