@@ -2,9 +2,9 @@
 
 Public API (imported lazily, so ``import forge.data`` stays light):
 
-- media: ``read_video``, ``video_info``, ``read_image``, ``write_video``, ``VideoFrame``
+- media: ``read_video``, ``video_info``, ``read_image``, ``write_video``, ``read_frames``, ``read_media``, ``VideoFrame``
 - landmarks: ``get_detector``, ``Face``, ``LandmarkDetector``
-- rasterize: ``draw_landmarks``
+- rasterize: ``draw_landmarks``, ``draw_landmarks_batch``
 - crop: ``track_boxes``, ``crop_square``
 - clip: ``extract_clip``, ``Clip``
 - cache: ``PreparedCache``
@@ -17,9 +17,9 @@ import importlib
 
 _EXPORTS = {
     "read_video": "media", "video_info": "media", "read_image": "media", "write_video": "media",
-    "VideoFrame": "media", "read_frames": "media",
+    "VideoFrame": "media", "read_frames": "media", "read_media": "media",
     "get_detector": "landmarks", "Face": "landmarks", "LandmarkDetector": "landmarks",
-    "draw_landmarks": "rasterize",
+    "draw_landmarks": "rasterize", "draw_landmarks_batch": "rasterize",
     "track_boxes": "crop", "crop_square": "crop",
     "extract_clip": "clip", "Clip": "clip",
     "PreparedCache": "cache",
