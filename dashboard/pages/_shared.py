@@ -149,6 +149,15 @@ def playable(row: dict, landmarks: bool = False) -> Path:
     return data.playable_video(cfg.corpus, row, cfg.cache_dir, landmarks=landmarks)
 
 
+def reviewer_name(page: str) -> str:
+    """The reviewer name box of ``page``; the name carries over between pages (a widget's own state
+    lives only while its page is shown)."""
+    name = st.text_input("Reviewer name", value=st.session_state.get("_reviewer_name", ""),
+                         key=f"reviewer_{page}").strip()
+    st.session_state["_reviewer_name"] = name
+    return name
+
+
 def item_link(item_id: str, label: str | None = None) -> None:
     st.page_link(ITEM_PAGE, label=label or item_id, query_params={"item": item_id}, icon=":material/movie:")
 

@@ -46,7 +46,7 @@ if df is not None:
     cfg = ui.config()
     store = ReviewStore(cfg.review_db)
     pool = study_pool(df)
-    reviewer = st.text_input("Reviewer name", key="reviewer").strip()
+    reviewer = ui.reviewer_name("blind")
     if pool.empty:
         st.info("No fake item has real footage of the same person: no triplets can be made.")
     elif not reviewer:

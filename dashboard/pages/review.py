@@ -19,7 +19,7 @@ df = ui.manifest()
 if df is not None:
     cfg = ui.config()
     store = ReviewStore(cfg.review_db)
-    reviewer = st.text_input("Reviewer name", key="reviewer").strip()
+    reviewer = ui.reviewer_name("review")
     if not reviewer:
         st.info("Enter your name to start labelling.")
     else:
