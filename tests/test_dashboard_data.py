@@ -169,6 +169,8 @@ def test_study_matrices_and_empty_runs(fx, tmp_path):
     [(title, curve)] = runs.study_curves(fx / "results")
     assert title == "detect_cross: robustness.jpeg_quality" and curve["level"].tolist() == ["(none)", "70", "30"]
     assert runs.find_runs(tmp_path) == [] and runs.find_runs(None) == []
+    [single] = runs.find_runs(fx / "runs" / "cnn")  # --runs may name one run folder directly
+    assert single.name == "." and runs.run_file(fx / "runs" / "cnn", "eval/test/roc.png").is_file()
     assert runs.study_matrices(tmp_path) == []
 
 
