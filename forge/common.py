@@ -30,6 +30,13 @@ def get_logger(name: str) -> logging.Logger:
 
 
 # ---------------------------------------------------------------- atomic writes
+def _default_mode() -> int:
+    """The mode a plainly created file would get (0666 less the umask); mkstemp makes 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
@@ -39,6 +46,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _default_mode())
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -60,6 +68,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     suffix = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _default_mode())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -214,5 +223,15 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise FaceforgeError(f"override must look like key=value: {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = _number_or(yaml.safe_load(v))
     return out
+
+
+def _number_or(value: Any) -> Any:
+    """YAML 1.1 reads ``2e-4`` as a string; users mean a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

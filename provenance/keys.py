@@ -110,7 +110,7 @@ def check_key_mode(path: Path) -> None:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    with atomic_write(path, "wb") as f:  # mkstemp: the temp file is created 0600
+    with atomic_write(path, "wb") as f:  # set the key mode before any key byte is written
         os.fchmod(f.fileno(), mode)
         f.write(data)
 
