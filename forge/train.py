@@ -25,7 +25,7 @@ import torch
 from forge.common import FaceforgeError, atomic_write, get_logger, save_config, write_json_atomic
 from forge.config import TrainConfig
 from forge.dataset import Episode, EpisodeSampler, to_uint8
-from forge.dist import DistContext, average_gradients, broadcast_module
+from forge.dist import DistContext, average_gradients, barrier, broadcast_module
 from forge.losses import (ContentLoss, discriminator_hinge, embedding_match, generator_adversarial)
 
 log = get_logger("train")
@@ -271,6 +271,7 @@ class MetaTrainer:
             self.save()
             write_json_atomic(self.out / "run.json", {**json.loads((self.out / "run.json").read_text()), **self.meta(),
                                                        "step": self.step})
+        barrier(self.ctx)  # every rank returns after rank 0's checkpoint is on disk
         return {"step": self.step, **{k: v for k, v in row.items()}, **self.meta()}
 
 

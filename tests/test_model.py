@@ -15,6 +15,8 @@ from forge.model import build_models
 from forge.model.blocks import (AdaIN, ResBlockAdaIN, ResBlockDown, ResBlockUp, SelfAttention,
                                 add_spectral_norm, bake_spectral_norm, count_params)
 
+torch.set_num_threads(1)  # shared 2-core test machine: avoid thread oversubscription
+
 TINY = ModelConfig(resolution=32, emb_dim=32, base_channels=8, max_channels=32, g_down_blocks=2,
                    g_res_blocks=1, attn_down_res=8, attn_up_res=16, n_videos=3)
 

@@ -1,0 +1,151 @@
+"""Speed of the few-shot talking-head GAN on this machine (CPU; GPU when present).
+
+- Training: images/s (K source + 1 target frames per episode) and peak RSS of one meta-learning step per
+  resolution (the bundled 64/128/256 configs, batch 1, K=2 to keep the run short on a shared CPU).
+- Rendering (``Talker.render``): batch-1 latency (ms/frame) and batch-16 throughput (frames/s) at
+  64/128/256 px, against the classical piecewise-affine warp baseline measured in the same run.
+  Anchor: LivePortrait reports 12.8 ms/frame on an RTX 4090.
+
+Each measurement runs in its own subprocess (so peak memory is per resolution).
+    .venv/bin/python -m benchmarks.forge_speed          -> benchmarks/results/forge_speed.json
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "forge_speed.json"
+RESOLUTIONS = (64, 128, 256)
+TRAIN_STEPS, RENDER_REPS, BATCH = 2, 5, 16
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_train(res: int) -> dict:
+    import numpy as np
+    import torch
+
+    from forge.config import load_train_config
+    from forge.dataset import ArrayCache
+    from forge.train import MetaTrainer
+
+    torch.set_num_threads(1)
+    cfg = load_train_config(str(res), {"batch_size": 1, "k_shot": 2, "log_every": 10**6, "sample_every": 0})
+    rng = np.random.default_rng(0)
+    clips = {f"v{i}": (rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8), np.zeros((4, 68, 2), np.float32),
+                       rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8)) for i in range(2)}
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = MetaTrainer(cfg, ArrayCache(clips), tmp)
+        tr.train_step()  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(TRAIN_STEPS):
+            tr.train_step()
+        dt = (time.perf_counter() - t0) / TRAIN_STEPS
+    imgs = cfg.batch_size * (cfg.k_shot + 1)
+    return {"resolution": res, "sec_per_step": round(dt, 3), "images_per_s": round(imgs / dt, 3),
+            "batch_size": cfg.batch_size, "k_shot": cfg.k_shot, "d_steps": cfg.d_steps, "peak_rss_mb": round(_peak_mb())}
+
+
+def worker_render(res: int) -> dict:
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from forge.checkpoint import export_random
+    from forge.config import load_train_config
+    from forge.talker import Talker
+
+    torch.set_num_threads(1)
+    cfg = load_train_config(str(res)).model
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_random(Path(tmp) / "t.pt", cfg)
+        t = Talker.load(Path(tmp) / "t.pt")
+    img = rng.integers(0, 255, (1, res, res, 3), dtype=np.uint8)
+    person = t.fit(img, img, mode="ff")
+    lms = rng.integers(0, 255, (BATCH, res, res, 3), dtype=np.uint8)
+    t.render(person, lms[:1])  # warm-up
+    lat = []
+    for i in range(RENDER_REPS):
+        t0 = time.perf_counter()
+        t.render(person, lms[i:i + 1])
+        lat.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    t.render(person, lms, batch_size=BATCH)
+    fps = BATCH / (time.perf_counter() - t0)
+    # baseline: piecewise-affine warp of a source frame to BATCH target landmark sets
+    from forge.warp import warp_render
+
+    src_lm = _mean_face(res)
+    targets = src_lm[None] + rng.normal(0, res / 100, (BATCH, 68, 2)).astype(np.float32)
+    warp_render(img[0], src_lm, targets[:1])
+    t0 = time.perf_counter()
+    warp_render(img[0], src_lm, targets)
+    warp_fps = BATCH / (time.perf_counter() - t0)
+    return {"resolution": res, "g_params_m": round(sum(p.numel() for p in t.G.parameters()) / 1e6, 2),
+            "batch1_ms_per_frame": round(1000 * float(np.median(lat)), 2), f"batch{BATCH}_fps": round(fps, 2),
+            "warp_baseline_fps": round(warp_fps, 2), "peak_rss_mb": round(_peak_mb())}
+
+
+def _mean_face(res: int):
+    """A plausible 68-point layout (ellipse jaw, brows, eyes, nose, mouth) scaled to ``res``."""
+    import numpy as np
+
+    pts = []
+    for i in range(17):  # jaw
+        a = np.pi * (0.05 + 0.9 * i / 16)
+        pts.append((0.5 - 0.32 * np.cos(a), 0.45 + 0.4 * np.sin(a)))
+    pts += [(0.22 + 0.05 * i, 0.33 - 0.02 * np.sin(np.pi * i / 4)) for i in range(5)]
+    pts += [(0.58 + 0.05 * i, 0.33 - 0.02 * np.sin(np.pi * i / 4)) for i in range(5)]
+    pts += [(0.5, 0.40 + 0.04 * i) for i in range(4)] + [(0.44 + 0.03 * i, 0.58) for i in range(5)]
+    for cx in (0.33, 0.67):
+        pts += [(cx + 0.05 * np.cos(a), 0.42 + 0.02 * np.sin(a)) for a in np.linspace(np.pi, 3 * np.pi, 6, endpoint=False)]
+    pts += [(0.5 + 0.12 * np.cos(a), 0.72 + 0.05 * np.sin(a)) for a in np.linspace(np.pi, 3 * np.pi, 12, endpoint=False)]
+    pts += [(0.5 + 0.07 * np.cos(a), 0.72 + 0.02 * np.sin(a)) for a in np.linspace(np.pi, 3 * np.pi, 8, endpoint=False)]
+    return (np.array(pts, np.float32) * res)[:68]
+
+
+def _run_worker(kind: str, res: int) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.forge_speed", "--worker", kind, str(res)],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        return {"resolution": res, "error": proc.stderr.strip().splitlines()[-1][:300]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    from forge.common import write_json_atomic
+
+    jobs = [(k, r) for k in ("render", "train") for r in RESOLUTIONS]
+    rows = {k: [] for k in ("render", "train")}
+    for kind, res in tqdm(jobs, desc="forge_speed"):
+        rows[kind].append(_run_worker(kind, res))
+    import torch
+
+    result = {"device": "cpu", "torch_threads": 1, "cpu": platform.processor() or platform.machine(),
+              "note": "shared 2-core CPU (other jobs running): numbers are pessimistic; train uses batch 1, K=2",
+              "anchor_liveportrait_rtx4090_ms_per_frame": 12.8, "cuda_available": torch.cuda.is_available(),
+              "render": rows["render"], "train": rows["train"]}
+    write_json_atomic(RESULTS, result)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        fn = {"train": worker_train, "render": worker_render}[sys.argv[2]]
+        print(json.dumps(fn(int(sys.argv[3]))))
+    else:
+        main()
