@@ -178,7 +178,7 @@ def write_group(corpus: Path, job: plan.Job, group: plan.OutputGroup, frames: np
             _write_file(dst, decoded, rendered.fps, comp, cfg, prov if fake else None,
                         {**generation, "compression": comp}, ingredients=[raw], actions=("transcoded",),
                         payload=payload)
-        status = prov.verify(dst) if (prov is not None and (fake or cfg.verify)) else "none"
+        status = prov.verify(dst, decode_watermark=not fake) if prov is not None else "none"
         h, w = frames.shape[1:3]
         rows.append({**base, "item_id": f"{group.group_id}-{comp}", "path": str(rel / dst.name),
                      "compression": comp, "watermarked": payload is not None, "n_frames": int(len(frames)),
