@@ -80,11 +80,11 @@ def video_auc(lr, corpus, filters, transform=None) -> dict:
     from detect.metrics import auc
 
     try:
-        _, videos, errors = score_split(lr, corpus, "test", filters, progress=False, transform=transform)
+        frames, videos, errors = score_split(lr, corpus, "test", filters, progress=False, transform=transform)
     except Exception as e:  # an empty cell (no such items) is reported, not fatal
         return {"auc": None, "n": 0, "error": str(e).splitlines()[0]}
-    return {"auc": auc(videos["label"], videos["score"]), "n": int(len(videos)),
-            "n_fake": int(videos["label"].sum()), "skipped": len(errors)}
+    return {"auc": auc(videos["label"], videos["score"]), "frame_auc": auc(frames["label"], frames["score"]),
+            "n": int(len(videos)), "n_fake": int(videos["label"].sum()), "skipped": len(errors)}
 
 
 # ---------------------------------------------------------------- perturbations (N,S,S,3) -> (N,S,S,3)
@@ -261,7 +261,7 @@ def plot_robustness(results: dict, path: Path) -> None:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "sample_corpus"))
-    ap.add_argument("--detectors", default="frequency,temporal,dct_cnn")
+    ap.add_argument("--detectors", default="frequency,temporal,temporal_texture,dct_cnn")
     ap.add_argument("--studies", default="cost,cross_generator,cross_compression,robustness,watermark")
     ap.add_argument("--name", default="detect_studies", help="results file stem")
     args = ap.parse_args(argv)

@@ -116,7 +116,7 @@ class TorchFrameDetector(Detector):
             self.net.train()
             total, count = 0.0, 0
             bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
-                       unit="batch", leave=False)
+                       unit="batch", leave=False, disable=None)  # None: no bar when stderr is not a terminal
             for start in bar:
                 idx = order[start:start + cfg.batch_size]
                 xb = self.to_tensor(x[idx])                                   # (B, 3, H, W)
