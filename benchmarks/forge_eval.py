@@ -55,7 +55,7 @@ def plot(summary: list[dict], cross: list[dict], path: Path) -> None:
     import numpy as np
 
     rows = [r for r in summary if r["method"] != "real"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     labels = [f"{r['method']}\nT={r['T']}" for r in rows]
     x = np.arange(len(rows))
     for ax, metric in zip(axes[:2], ("ssim", "csim")):
@@ -65,19 +65,20 @@ def plot(summary: list[dict], cross: list[dict], path: Path) -> None:
         ax.set_xticks(x, labels, fontsize=7)
         ax.set_title(f"self-reenactment {metric.upper()} (held-out)")
         ax.set_ylim(min(vals + [1]) * 0.9 if metric == "csim" else 0, 1)
-    ax = axes[2]
-    keys = ("csim_source", "csim_driver", "mouth_corr", "mouth_err", "shape_err")
     variants = list(dict.fromkeys(r["retarget"] for r in cross))
     width = 0.8 / max(len(variants), 1)
-    for i, variant in enumerate(variants):
-        sel = [r for r in cross if r["retarget"] == variant and r["method"] == "warp"]
-        if sel:
-            vals = [sel[0].get(k) or 0.0 for k in keys]
-            ax.bar(np.arange(len(keys)) + (i - (len(variants) - 1) / 2) * width, vals, width,
-                   label=f"retarget: {variant}")
-    ax.set_xticks(np.arange(len(keys)), keys, fontsize=7)
-    ax.set_title("cross-reenactment (warp)")
-    ax.legend(fontsize=7)
+    for ax, keys, title in ((axes[2], ("csim_source", "csim_driver", "mouth_corr"), "higher better (but csim_driver)"),
+                            (axes[3], ("mouth_err", "eye_err", "shape_err"), "errors / IOD, lower better")):
+        for i, variant in enumerate(variants):
+            sel = [r for r in cross if r["retarget"] == variant and r["method"] == "warp"]
+            if sel:
+                vals = [sel[0].get(k) or 0.0 for k in keys]
+                ax.bar(np.arange(len(keys)) + (i - (len(variants) - 1) / 2) * width, vals, width,
+                       label=f"retarget: {variant}")
+        ax.set_xticks(np.arange(len(keys)), keys, fontsize=7)
+        ax.set_title(f"cross-reenactment (warp): {title}", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[2].set_ylim(0.7, 1.0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
