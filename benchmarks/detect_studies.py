@@ -208,30 +208,41 @@ def chance_baseline(corpus, df, comp) -> dict:
 
 
 # ---------------------------------------------------------------- plots
+def _heatmap(ax, mat: dict, title: str) -> None:
+    rows, cols = list(mat), list(next(iter(mat.values())))
+    vals = np.array([[np.nan if mat[r][c]["auc"] is None else mat[r][c]["auc"] for c in cols] for r in rows])
+    ax.imshow(vals, vmin=0.5, vmax=1.0, cmap="viridis")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, "-" if np.isnan(vals[i, j]) else f"{vals[i, j]:.2f}", ha="center", va="center",
+                    color="w", fontsize=7)
+    ax.set(title=title, xlabel="test", ylabel="train")
+
+
 def plot_matrices(results: dict, path: Path) -> None:
+    """One row per detector: cross-generator and cross-compression video-AUC heatmaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(d, s, r[s]) for d, r in results["detectors"].items() for s in ("cross_generator", "cross_compression")
-              if r.get(s)]
-    if not panels:
+    studies = ("cross_generator", "cross_compression")
+    dets = [d for d, r in results["detectors"].items() if any(r.get(s) for s in studies)]
+    if not dets:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
-    for ax, (det, study, mat) in zip(axes[0], panels):
-        rows, cols = list(mat), list(next(iter(mat.values())))
-        vals = np.array([[np.nan if mat[r][c]["auc"] is None else mat[r][c]["auc"] for c in cols] for r in rows])
-        ax.imshow(vals, vmin=0.5, vmax=1.0, cmap="viridis")
-        ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(rows)), rows, fontsize=7)
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                ax.text(j, i, "-" if np.isnan(vals[i, j]) else f"{vals[i, j]:.2f}", ha="center", va="center",
-                        color="w", fontsize=7)
-        ax.set(title=f"{det}: {study.replace('_', '-')}", xlabel="test", ylabel="train")
+    fig, axes = plt.subplots(len(dets), 2, figsize=(10, 3.8 * len(dets)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.6, 1]})
+    for row, det in zip(axes, dets):
+        for ax, study in zip(row, studies):
+            mat = results["detectors"][det].get(study)
+            if mat:
+                _heatmap(ax, mat, f"{det}: {study.replace('_', '-')} (video AUC)")
+            else:
+                ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -264,7 +275,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--detectors", default="frequency,temporal,temporal_texture,dct_cnn")
     ap.add_argument("--studies", default="cost,cross_generator,cross_compression,robustness,watermark")
     ap.add_argument("--name", default="detect_studies", help="results file stem")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNGs from an existing results JSON")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        import json
+
+        results = json.loads((RESULTS / f"{args.name}.json").read_text())
+        plot_matrices(results, RESULTS / f"{args.name}_matrices.png")
+        plot_robustness(results, RESULTS / f"{args.name}_robustness.png")
+        return results
 
     from detect.data import load_manifest
 
