@@ -26,6 +26,7 @@ from forge.common import SAMPLE_DIR, write_json_atomic
 
 RESULTS = Path(__file__).parent / "results" / "corpus_speed.json"
 SOURCES = ("hdtf_wda_katiehill", "hdtf_rd_radio2", "d0")  # 3 identities, 64 px, 16-frame clips
+FT_STEPS = 5  # as in the default spec
 
 
 def _cpu_seconds() -> float:
@@ -33,10 +34,10 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _spec(**kw):
+def _spec(sources=SOURCES, **kw):
     from forge.corpus.spec import CorpusConfig
 
-    base = dict(name="bench", sources=tuple(str(SAMPLE_DIR / "videos" / f"{v}.mp4") for v in SOURCES),
+    base = dict(name="bench", sources=tuple(str(SAMPLE_DIR / "videos" / f"{v}.mp4") for v in sources),
                 clip_frames=16, generators=(), split_ratios=(1.0, 0.0, 0.0), seed=0)
     base.update(kw)
     return CorpusConfig(**base)
@@ -51,7 +52,7 @@ def _run(name: str, spec, root: Path, sources_cache: Path | None) -> dict:
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     report = build_corpus(out, spec, progress=False)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    fakes = report.jobs_rendered - len(SOURCES)
+    fakes = report.jobs_rendered - len(spec.sources)
     return {
         "name": name, "jobs": report.jobs_rendered, "fake_jobs": fakes, "files": report.files_written,
         "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
@@ -86,12 +87,27 @@ def main() -> dict:
         results.append(_run("warp_signed_verified", _spec(generators=warp, verify=True), root, cache))
         results.append(_run("fewshot_ff_T8_signed", _spec(generators=ff, verify=False), root, cache))
         results.append(_run("fewshot_ff_T8_signed_verified", _spec(generators=ff, verify=True), root, cache))
-        default_jobs = len(plan_corpus(root / "plan", load_spec())[2])
+        ft = (GeneratorSpec("fewshot", "ft", (8,), ("self",), steps=FT_STEPS),)
+        results.append(_run(f"fewshot_ft_T8_{FT_STEPS}steps_signed_verified",
+                            _spec(SOURCES[:1], generators=ft, verify=True), root, cache))
+        default_jobs = plan_corpus(root / "plan", load_spec())[2]
     base = results[0]
-    per_fake = {}
+    per_fake, cpu_per_fake = {}, {}
     for r in results[1:]:  # seconds per fake job, the reals' share removed
-        real_share = base["seconds"] / base["jobs"] * (r["jobs"] - r["fake_jobs"])
-        per_fake[r["name"]] = round((r["seconds"] - real_share) / max(r["fake_jobs"], 1), 2)
+        reals = r["jobs"] - r["fake_jobs"]
+        per_fake[r["name"]] = round((r["seconds"] - base["seconds"] / base["jobs"] * reals) / r["fake_jobs"], 2)
+        cpu_per_fake[r["name"]] = round((r["cpu_seconds"] - base["cpu_seconds"] / base["jobs"] * reals)
+                                        / r["fake_jobs"], 2)
+    # the default spec's CPU time predicted from the per-item costs (FF cross ~ FF self; warp ~ warp self)
+    kinds = {"real": base["cpu_seconds"] / base["jobs"], "warp": cpu_per_fake["warp_signed_verified"],
+             "ff": cpu_per_fake["fewshot_ff_T8_signed_verified"],
+             "ft": cpu_per_fake[f"fewshot_ft_T8_{FT_STEPS}steps_signed_verified"]}
+    mix = {"real": 0, "warp": 0, "ff": 0, "ft": 0}
+    for j in default_jobs:
+        mix["real" if j.label == "real" else "warp" if j.generator == "warp" else j.mode] += 1
+    predicted = sum(kinds[k] * n for k, n in mix.items())
+    card = Path("out/sample_corpus/corpus.json")
+    actual = json.loads(card.read_text()).get("last_build") if card.exists() else None
     out = {
         "benchmark": "corpus_speed",
         "device": "cpu",
@@ -104,7 +120,13 @@ def main() -> dict:
         "seconds_per_fake_item": per_fake,
         "slowdown_vs_reals_baseline": {r["name"]: round(r["seconds"] / r["jobs"] / (base["seconds"] / base["jobs"]), 2)
                                        for r in results[1:]},
-        "default_spec_jobs": default_jobs,
+        "cpu_seconds_per_fake_item": cpu_per_fake,
+        "default_spec": {
+            "jobs": len(default_jobs), "mix": mix,
+            "predicted_cpu_seconds": round(predicted, 1),
+            "predicted_items_per_cpu_s": round(len(default_jobs) / predicted, 3),
+            "actual_run_out_sample_corpus": actual,  # wall clock on the shared machine (load ~15 then)
+        },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS, out)
