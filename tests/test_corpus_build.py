@@ -190,6 +190,9 @@ def test_a_different_spec_is_refused(corpus, sample_dir):
     out, _ = corpus
     with pytest.raises(FaceforgeError, match="different spec"):
         build_corpus(out, tiny_spec(sample_dir, [], seed=5), progress=False)
+    # how to render (device, batch size) may change between runs and shards
+    again = build_corpus(out, overrides={"batch_size": 4}, progress=False)
+    assert again.jobs_rendered == 0 and again.jobs_already_done == again.jobs_planned
 
 
 def test_shards_then_merge_equal_one_run(tmp_path, sample_dir):

@@ -6,7 +6,8 @@ and C2PA-signed before its c23/c40/jpeg variants are derived (each signed as a t
 
   faceforge forge corpus --out out/sample_corpus                  # the default spec (embedded sample)
   faceforge forge corpus --spec corpus.yaml --out CORPUS seed=1   # a spec file + overrides
-  faceforge forge corpus --out CORPUS --shard 0/4                 # one of 4 shards (or torchrun ranks)
+  faceforge forge corpus --out CORPUS --shard 0/4                 # one of 4 shards
+  torchrun --nproc-per-node 4 -m forge.cli forge corpus --out CORPUS device=cuda   # a GPU per rank, then --merge
   faceforge forge corpus --out CORPUS --merge                     # manifest from all shards' parts
 
 Re-running the same command resumes: only missing items are rendered.
@@ -51,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
         return 0 if card["complete"] else 1
     shard_text = args.shard or shard_from_env()
     shard = parse_shard(shard_text) if shard_text else (0, 1)
-    report = build_corpus(args.out, args.spec, overrides=parse_overrides(args.overrides), shard=shard,
-                          progress=not args.no_progress)
+    overrides = parse_overrides(args.overrides)
+    if str(overrides.get("device", "")) == "cuda" and "LOCAL_RANK" in os.environ:
+        overrides["device"] = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # torchrun: one GPU per rank
+    report = build_corpus(args.out, args.spec, overrides=overrides, shard=shard, progress=not args.no_progress)
     summary = {k: v for k, v in report.__dict__.items() if k != "card"}
     if report.card is not None:
         summary["complete"] = report.card["complete"]

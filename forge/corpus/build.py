@@ -31,6 +31,7 @@ from forge.corpus.spec import CorpusConfig, Source, list_sources, load_spec
 log = get_logger("corpus.build")
 
 SPEC = "spec.yaml"
+RUNTIME_FIELDS = ("device", "batch_size")  # how to render, not what: not part of a corpus's identity
 PARTS, SOURCES, ERRORS_DIR, ITEMS = "parts", "sources", "errors", "items"
 
 
@@ -64,7 +65,8 @@ def resolve_spec(corpus: Path, spec: CorpusConfig | str | Path | None, overrides
     with splits.file_lock(corpus / ".spec.lock"):
         if saved.exists():
             old = load_spec(saved)
-            if old != cfg:
+            runtime = {f: getattr(cfg, f) for f in RUNTIME_FIELDS}  # may differ between runs and shards
+            if dataclasses.replace(old, **runtime) != cfg:
                 raise FaceforgeError(f"{corpus} was built with a different spec ({saved}); "
                                      f"use a new --out folder or the same spec")
         else:
