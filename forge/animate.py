@@ -129,11 +129,11 @@ def render_warp(source: Source, landmarks: np.ndarray) -> np.ndarray:
 
 def fit_person(talker, source: Source, cfg: AnimateConfig):
     """The fitted person: loaded, or fitted now on the source frames (FF or FT)."""
-    from forge.data import draw_landmarks
+    from forge.data.rasterize import draw_landmarks_batch
 
     if source.person is not None:
         return source.person
-    images = np.stack([draw_landmarks(lm, talker.resolution) for lm in source.landmarks])
+    images = draw_landmarks_batch(source.landmarks, talker.resolution)
     return talker.fit(source.frames, images, mode=cfg.mode, steps=cfg.steps, seed=cfg.seed)
 
 
@@ -151,11 +151,25 @@ def side_by_side(*clips: np.ndarray) -> np.ndarray:
     return np.concatenate(clips, axis=2)
 
 
+def render(cfg: AnimateConfig, src: Source, landmarks: np.ndarray, talker=None) -> tuple[np.ndarray, float]:
+    """Frames (N, S, S, 3) for target landmarks (N, 68, 2) with the configured generator, and the
+    seconds spent fitting (0 for the warp)."""
+    from forge.data.rasterize import draw_landmarks_batch
+
+    if cfg.generator == "warp":
+        return render_warp(src, landmarks), 0.0
+    t0 = time.perf_counter()
+    person = fit_person(talker, src, cfg)
+    fit_seconds = time.perf_counter() - t0
+    return talker.render(person, draw_landmarks_batch(landmarks, talker.resolution)), fit_seconds
+
+
 def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: AnimateConfig = AnimateConfig(), *,
             checkpoint: str | Path | None = None, talker=None, detector=None) -> dict:
     """Reenact ``source`` with the motion of ``driver``; writes ``out`` (MP4) + ``<out>.json``; returns
     the report dict (also with ``sbs_path`` when ``cfg.side_by_side``)."""
-    from forge.data import draw_landmarks, extract_clip, write_video
+    from forge.data import extract_clip, write_video
+    from forge.data.rasterize import draw_landmarks_batch
 
     out = Path(out)
     if out.suffix.lower() != ".mp4":
@@ -183,15 +197,9 @@ def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: Animat
     lms, retargeted = target_landmarks(clip.landmarks, src_lm, cfg.retarget, cfg.reference,
                                        cfg.expression)   # (N, 68, 2)
     t_fit = time.perf_counter()
-    if cfg.generator == "warp":
-        t_render = t_fit                                               # nothing to fit
-        frames = render_warp(src, lms)
-    else:
-        person = fit_person(talker, src, cfg)
-        t_render = time.perf_counter()
-        images = np.stack([draw_landmarks(lm, size) for lm in lms])   # (N, S, S, 3)
-        frames = talker.render(person, images)
+    frames, fit_seconds = render(cfg, src, lms, talker)                # (N, S, S, 3)
     t_done = time.perf_counter()
+    t_render = t_fit + fit_seconds
 
     fps = float(clip.fps) / cfg.every
     write_video(out, frames, fps=fps, crf=cfg.crf)
@@ -213,8 +221,7 @@ def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: Animat
                       generator_version=getattr(talker, "version", None))
     if cfg.side_by_side:
         sbs = out.with_name(out.stem + "_sbs.mp4")
-        lm_images = np.stack([draw_landmarks(lm, size) for lm in lms])
-        write_video(sbs, side_by_side(clip.frames, lm_images, frames), fps=fps, crf=cfg.crf)
+        write_video(sbs, side_by_side(clip.frames, draw_landmarks_batch(lms, size), frames), fps=fps, crf=cfg.crf)
         report["sbs_path"] = str(sbs)
     write_json_atomic(out.with_suffix(".json"), report)
     return report
