@@ -106,7 +106,8 @@ def test_cli_animate_warp(tmp_path, sample_portrait, driver_video, capsys):
 
     out = tmp_path / "cli.mp4"
     code = main(["forge", "animate", "--source", str(sample_portrait), "--driver", str(driver_video),
-                 "--out", str(out), "--generator", "warp", "--no-retarget", "--resolution", "64",
+                 "--out", str(out), "--generator", "warp", "--no-retarget", "--expression", "relative",
+                 "--resolution", "64",
                  "--backend", "dlib", "--max-frames", "6"])
     text = capsys.readouterr().out
     assert code == 0 and out.exists() and "retarget off" in text and "interpolated): [3, 4]" in text
