@@ -395,7 +395,8 @@ def cross_metrics(fake: np.ndarray, source_frame: np.ndarray, source_lm: np.ndar
     corr = nan
     if len(mouth_out) >= 3 and np.std(mouth_out) > 1e-6 and np.std(mouth_drv) > 1e-6:
         corr = float(np.corrcoef(mouth_out, mouth_drv)[0, 1])
-    return {"mouth_corr": corr,"csim_source": float(cosine(d_fake, d_src).mean()), "csim_driver": float(cosine(d_fake, d_drv).mean()),
+    return {"mouth_corr": corr, "csim_source": float(cosine(d_fake, d_src).mean()),
+            "csim_driver": float(cosine(d_fake, d_drv).mean()),
             "mouth_err": float(np.mean(mouth)) if mouth else nan, "eye_err": float(np.mean(eyes)) if eyes else nan,
             "shape_err": float(np.mean(shape)) if shape else nan, "detected": len(mouth) / max(len(fake), 1)}
 
