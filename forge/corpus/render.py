@@ -21,7 +21,7 @@ log = get_logger("corpus.render")
 
 EXTRA_FRAMES = 8          # read a few more frames than needed, for frames without a face
 FEATHER_FRACTION = 0.08   # paste-back boundary blur, as a fraction of the face box size
-MASK_DILATE_FRACTION = 0.06
+MASK_ERODE_FRACTION = 0.04    # paste-back mask shrunk inside the landmark hull
 
 
 @dataclass
@@ -214,8 +214,8 @@ def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
     hull = cv2.convexHull(np.round(landmarks).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 255)
-    k = max(1, int(MASK_DILATE_FRACTION * size)) | 1
-    mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
+    k = max(1, int(MASK_ERODE_FRACTION * size)) | 1  # keep the blend inside the face (no background)
+    mask = cv2.erode(mask, np.ones((k, k), np.uint8))
     blur = max(3, int(FEATHER_FRACTION * size)) | 1
     return cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (blur, blur), 0)
 
