@@ -156,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
                                           "eye_err": "|eye opening (output) - (driver)| / IOD (lower better)",
                                           "shape_err": "aligned jaw/nose/eye-corner distance to the source / IOD "
                                                        "(lower better)"}},
+        "notes": [
+            "warp with T > 1 warps each target from the fit frame with the nearest landmarks (T = 1: the one frame)",
+            f"FT: {args.ft_steps} fine-tuning steps, only at T in ({args.ft_t}) (CPU budget; the paper: a few hundred)",
+            "CSIM uses dlib's descriptor: different people still score ~0.8-0.85, so compare differences",
+            "cross-reenactment sources are T = 1 (warp) / 8 (GAN) frames of one held-out video, drivers another's",
+        ],
         "seconds": {"eval": round(t_eval, 1), "total": round(time.perf_counter() - t0, 1)},
     }
     write_json_atomic(RESULTS / "forge_eval.json", out)
