@@ -11,7 +11,7 @@ import sys
 import streamlit as st
 
 from dashboard.data import parse_app_args
-from dashboard.pages._shared import CFG_KEY
+from dashboard.views._shared import CFG_KEY
 from forge.common import FaceforgeError
 
 st.set_page_config(page_title="faceforge review", page_icon=":material/face_retouching_off:", layout="wide")
@@ -20,12 +20,12 @@ cfg = parse_app_args(sys.argv[1:])
 st.session_state[CFG_KEY] = cfg
 
 PAGES = [
-    st.Page("pages/corpus.py", title="Corpus", icon=":material/grid_view:", default=True),
-    st.Page("pages/item.py", title="Item", icon=":material/movie:"),
-    st.Page("pages/detectors.py", title="Detectors", icon=":material/query_stats:"),
-    st.Page("pages/check.py", title="Check a file", icon=":material/upload_file:"),
-    st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
-    st.Page("pages/blind.py", title="Blind study", icon=":material/visibility_off:"),
+    st.Page("views/corpus.py", title="Corpus", icon=":material/grid_view:", default=True),
+    st.Page("views/item.py", title="Item", icon=":material/movie:"),
+    st.Page("views/detectors.py", title="Detectors", icon=":material/query_stats:"),
+    st.Page("views/check.py", title="Check a file", icon=":material/upload_file:"),
+    st.Page("views/review.py", title="Review", icon=":material/rate_review:"),
+    st.Page("views/blind.py", title="Blind study", icon=":material/visibility_off:"),
 ]
 page = st.navigation(PAGES)
 

@@ -22,10 +22,10 @@ from typing import Iterator
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# (file name, url path + query, text that must appear once the page has rendered)
+# (file name, url path, a heading the page shows only once it has rendered with the app's config)
 PAGES = (
     ("corpus", "", "Thumbnails"),
-    ("item", "item", "Provenance"),
+    ("item", "item", "Detector scores per frame"),
     ("detectors", "detectors", "Studies"),
     ("check", "check", "Check a file"),
     ("review", "review", "Labels"),
@@ -112,7 +112,7 @@ def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, re
                 query = f"?item={item}" if (name == "item" and item) else ""
                 page.goto(f"{url}/{path}{query}", wait_until="domcontentloaded")
                 # the page's marker text, or an error element (fails fast instead of timing out)
-                page.get_by_text(marker, exact=False).or_(page.locator(ERROR_SELECTOR)).first.wait_for(
+                page.get_by_role("heading", name=marker, exact=True).or_(page.locator(ERROR_SELECTOR)).first.wait_for(
                     timeout=RENDER_TIMEOUT_MS)
                 _wait_idle(page)
                 if reviewer and name in ("review", "blind"):
@@ -122,7 +122,7 @@ def capture(url: str, out_dir: Path, pages=PAGES, *, item: str | None = None, re
                     _wait_idle(page)
                 if upload is not None and name == "check":
                     page.locator('input[type="file"]').set_input_files(str(upload))
-                    page.get_by_text("Faces found").or_(page.locator(ERROR_SELECTOR)).first.wait_for(
+                    page.get_by_role("heading", name="Faces found", exact=True).or_(page.locator(ERROR_SELECTOR)).first.wait_for(
                         timeout=RENDER_TIMEOUT_MS)
                     _wait_idle(page)
                 target = out_dir / f"{name}.png"
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reviewer", default="demo", help="name typed into the Review / Blind study pages")
     p.add_argument("--upload", type=Path, help="a file to check on the Check a file page (default: the item)")
     p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=1100)
+    p.add_argument("--height", type=int, default=1400)
     p.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = p.parse_args(argv)
     if chromium_path() is None:

@@ -49,7 +49,7 @@ def open_app(fx, tmp_path, monkeypatch):
         for k, v in (query or {}).items():
             at.query_params[k] = v
         at.run()
-        if page != "pages/corpus.py":
+        if page != "views/corpus.py":
             at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -79,7 +79,7 @@ def _texts(elements) -> list[str]:
 
 # ---------------------------------------------------------------- Corpus
 def test_corpus_page_counts_filters_thumbnails(open_app):
-    at = open_app("pages/corpus.py")
+    at = open_app("views/corpus.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Items"] == "18" and metrics["Fake"] == "12" and metrics["Identities"] == "3"
     assert metrics["Skipped sources"] == "1"
@@ -102,7 +102,7 @@ def test_corpus_page_10k_items_is_paged_and_fast(open_app, fx, tmp_path):
     synthetic_manifest(10_000, pd.read_parquet(fx / "corpus" / "manifest.parquet")).to_parquet(
         big / "manifest.parquet", index=False)
     t0 = time.perf_counter()
-    at = open_app("pages/corpus.py", corpus=big)
+    at = open_app("views/corpus.py", corpus=big)
     first = time.perf_counter() - t0
     assert {m.label: m.value for m in at.metric}["Items"] == "10,000"
     assert len(at.image) == 24  # one page of thumbnails, not 10,000
@@ -118,25 +118,25 @@ def test_corpus_page_10k_items_is_paged_and_fast(open_app, fx, tmp_path):
     assert first < 60 and rerun < 20
 
     # the other manifest-wide pages stay usable at 10k items
-    at.switch_page("pages/item.py").run()
+    at.switch_page("views/item.py").run()
     assert at.text_input(key="item_text").value == "real_d0_a_00000"  # a text box, not a 10k-option list
     t2 = time.perf_counter()
-    at.switch_page("pages/blind.py").run()
+    at.switch_page("views/blind.py").run()
     at.text_input(key="reviewer_blind").input("dora").run()
     assert not at.exception and [i.captions[0] for i in at.image] == ["A", "B", "C"]
-    at.switch_page("pages/review.py").run()  # the reviewer name carries over from the Blind study page
+    at.switch_page("views/review.py").run()  # the reviewer name carries over from the Blind study page
     assert not at.exception and len(at.selectbox(key="review_item").options) == 10_000
     assert time.perf_counter() - t2 < 60
 
 
 def test_corpus_empty_state(open_app, fx):
-    at = open_app("pages/corpus.py", corpus=fx / "empty")
+    at = open_app("views/corpus.py", corpus=fx / "empty")
     assert any("Corpus unavailable" in e for e in _texts(at.error))
 
 
 # ---------------------------------------------------------------- Item
 def test_item_page_side_by_side_scores_provenance(open_app, fake_provenance):
-    at = open_app("pages/item.py", query={"item": "fewshot_d0_by_d3_raw"})
+    at = open_app("views/item.py", query={"item": "fewshot_d0_by_d3_raw"})
     header = " ".join(_texts(at.markdown))
     assert "fewshot_d0_by_d3_raw" in header and "mode ft" in header and "T=8" in header
     assert len(at.get("video")) == 3  # source | driver | render
@@ -161,7 +161,7 @@ def test_item_page_side_by_side_scores_provenance(open_app, fake_provenance):
 
 def test_item_page_without_provenance_or_runs(open_app, monkeypatch):
     monkeypatch.setitem(sys.modules, "provenance.api", None)  # the package is missing
-    at = open_app("pages/item.py", runs=None, query={"item": "real_d3_a"})
+    at = open_app("views/item.py", runs=None, query={"item": "real_d3_a"})
     assert any(w.startswith("Provenance unavailable") for w in _texts(at.warning))
     assert any("No detector runs" in i for i in _texts(at.info))
     assert len(at.get("vega_lite_chart")) == 0
@@ -174,7 +174,7 @@ def test_item_outside_the_corpus_is_never_served(open_app, fx, tmp_path):
     df = pd.read_parquet(evil / "manifest.parquet")
     df.loc[df["item_id"] == "warp_d0_by_d3_raw", ["path", "landmarks_path"]] = ["../secret.mp4", "../../x.npy"]
     df.to_parquet(evil / "manifest.parquet", index=False)
-    at = open_app("pages/item.py", corpus=evil, query={"item": "warp_d0_by_d3_raw"})
+    at = open_app("views/item.py", corpus=evil, query={"item": "warp_d0_by_d3_raw"})
     warnings = _texts(at.warning)
     assert any("cannot show warp_d0_by_d3_raw" in w and "escapes its root" in w for w in warnings)
     assert len(at.get("video")) == 2  # source and driver only: the escaping render is not served
@@ -183,7 +183,7 @@ def test_item_outside_the_corpus_is_never_served(open_app, fx, tmp_path):
 
 # ---------------------------------------------------------------- Detectors
 def test_detectors_page(open_app):
-    at = open_app("pages/detectors.py")
+    at = open_app("views/detectors.py")
     table = at.dataframe[0].value
     assert table["eval"].tolist() == ["val", "test"] and table["auc"].iloc[0] == pytest.approx(0.9)
     assert len(at.image) == 3  # roc, pr, reliability
@@ -195,7 +195,7 @@ def test_detectors_page(open_app):
 
 
 def test_detectors_empty_state(open_app, fx):
-    at = open_app("pages/detectors.py", runs=None, results=fx / "empty")
+    at = open_app("views/detectors.py", runs=None, results=fx / "empty")
     infos = " ".join(_texts(at.info))
     assert "No detector runs found" in infos and "No study results" in infos
     assert len(at.dataframe) == 0
@@ -214,7 +214,7 @@ def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
 
     det.score_files = score_files
     monkeypatch.setitem(sys.modules, "detect", det)
-    at = open_app("pages/check.py")
+    at = open_app("views/check.py")
     assert "No file uploaded yet." in _texts(at.info)
     payload = (fx / "corpus" / "items" / "real_d3_a.mp4").read_bytes()
     at.file_uploader[0].upload("../../evil name.mp4", payload, "video/mp4").run()
@@ -238,7 +238,7 @@ def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
 
 
 def test_check_a_file_size_limit(open_app):
-    at = open_app("pages/check.py", extra=("--max-upload-mb", "1"))
+    at = open_app("views/check.py", extra=("--max-upload-mb", "1"))
     at.file_uploader[0].upload("big.mp4", b"\0" * (1 << 20) + b"x" * 1000, "video/mp4").run()
     assert any("the limit is 1 MB" in e for e in _texts(at.error))
     assert not any(s.value == "Provenance" for s in at.subheader)
@@ -246,7 +246,7 @@ def test_check_a_file_size_limit(open_app):
 
 # ---------------------------------------------------------------- Review
 def test_review_label_persists_across_reruns(open_app, tmp_path, fx):
-    at = open_app("pages/review.py")
+    at = open_app("views/review.py")
     assert "Enter your name to start labelling." in _texts(at.info)
     at.text_input(key="reviewer_review").input("alice").run()
     options = at.selectbox(key="review_item").options
@@ -273,7 +273,7 @@ def test_review_label_persists_across_reruns(open_app, tmp_path, fx):
     assert not any(m.startswith("Your latest label") for m in _texts(at.markdown))
 
     ReviewStore(tmp_path / "review.sqlite").add_label("bob", "warp_d3_by_d6_raw", "real")
-    again = open_app("pages/review.py")  # a new session sees the stored labels
+    again = open_app("views/review.py")  # a new session sees the stored labels
     again.text_input(key="reviewer_review").input("alice").run()
     again.selectbox(key="review_item").select("warp_d3_by_d6_raw").run()
     assert any(m.startswith("Your latest label: **fake**") for m in _texts(again.markdown))
@@ -283,7 +283,7 @@ def test_review_label_persists_across_reruns(open_app, tmp_path, fx):
 
 # ---------------------------------------------------------------- Blind study
 def test_blind_study_records_picks_and_user_metric(open_app, tmp_path):
-    at = open_app("pages/blind.py")
+    at = open_app("views/blind.py")
     assert "No answers yet." in _texts(at.info)
     at.text_input(key="reviewer_blind").input("carol").run()
     assert [i.captions[0] for i in at.image] == ["A", "B", "C"]
@@ -308,8 +308,8 @@ def test_blind_study_records_picks_and_user_metric(open_app, tmp_path):
     assert len(at.get("vega_lite_chart")) == 1  # USER with its interval per condition
 
 
-@pytest.mark.parametrize("page", ["pages/corpus.py", "pages/item.py", "pages/detectors.py", "pages/check.py",
-                                  "pages/review.py", "pages/blind.py"])
+@pytest.mark.parametrize("page", ["views/corpus.py", "views/item.py", "views/detectors.py", "views/check.py",
+                                  "views/review.py", "views/blind.py"])
 def test_every_page_has_an_empty_state_without_roots(page, monkeypatch, tmp_path):
     st.cache_data.clear()
     monkeypatch.setattr(sys, "argv", ["app.py", "--results", str(tmp_path), "--cache", str(tmp_path / "c")])

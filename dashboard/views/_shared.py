@@ -16,7 +16,7 @@ from dashboard.data import DashboardConfig
 from forge.common import FaceforgeError
 
 CFG_KEY = "_faceforge_cfg"
-ITEM_PAGE = "pages/item.py"
+ITEM_PAGE = "views/item.py"
 HEATMAP_ROW_PX, HEATMAP_PAD_PX = 44, 40  # heatmap height per row + room for the title
 
 
@@ -174,7 +174,7 @@ def heatmap(table, title: str, value: str = "AUC"):
                                                                                          scheme="viridis")))
     text = base.mark_text(fontSize=13).encode(text="text:N", color=alt.value("white"))
     height = HEATMAP_ROW_PX * max(2, len(table.index)) + HEATMAP_PAD_PX
-    st.altair_chart((rect + text).properties(height=height), width="stretch")
+    st.altair_chart(rect + text, width="stretch", height=height)
 
 
 def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -> dict:
@@ -201,7 +201,7 @@ def show_provenance(result: dict, row: dict | None = None) -> None:
     wm = result.get("watermark") or {}
     if isinstance(wm, dict) and wm:
         c1, c2, c3 = st.columns(3)
-        c1.metric("Watermark payload", str(wm.get("payload") or "—"))
+        c1.metric("Watermark payload", str(wm["payload"]) if wm.get("payload") else "not detected")
         conf, p = wm.get("confidence"), wm.get("p_value")
         c2.metric("Watermark confidence", "—" if conf is None else f"{float(conf):.3f}")
         c3.metric("p-value", "—" if p is None else f"{float(p):.1e}")
@@ -212,7 +212,7 @@ def show_provenance(result: dict, row: dict | None = None) -> None:
                 f"decoded payload {'matches' if same else 'differs from'} the manifest's ({expected})")
     manifest = result.get("manifest")
     if isinstance(manifest, dict) and manifest:
-        with st.expander("Manifest assertions", expanded=True):
+        with st.expander("Manifest assertions"):
             st.json(manifest)
     validation = result.get("validation")
     if validation:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import runs
-from dashboard.pages import _shared as ui
+from dashboard.views import _shared as ui
 
 WORST_K = 5
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
-from dashboard.pages import _shared as ui
+from dashboard.views import _shared as ui
 from forge.common import FaceforgeError
 
 GRID_COLUMNS = 6

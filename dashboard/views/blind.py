@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import data
-from dashboard.pages import _shared as ui
+from dashboard.views import _shared as ui
 from dashboard.review import CHANCE, STUDY_COLUMNS, ReviewStore, make_triplet, study_pool, user_metric
 from forge.common import FaceforgeError
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import checks, data
-from dashboard.pages import _shared as ui
+from dashboard.views import _shared as ui
 from forge.common import safe_name
 
 TYPES = [s.lstrip(".") for s in data.VIDEO_SUFFIXES + data.IMAGE_SUFFIXES]

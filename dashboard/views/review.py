@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data
-from dashboard.pages import _shared as ui
+from dashboard.views import _shared as ui
 from dashboard.review import LABELS, ReviewStore, agreement_with_truth, blind_order, inter_reviewer_agreement
 from forge.common import FaceforgeError
 

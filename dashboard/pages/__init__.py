@@ -1,1 +1,0 @@
-"""The dashboard's pages (run by ``st.navigation`` in ``dashboard/app.py``) and their shared helpers."""
