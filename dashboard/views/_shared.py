@@ -17,7 +17,7 @@ from forge.common import FaceforgeError
 
 CFG_KEY = "_faceforge_cfg"
 ITEM_PAGE = "views/item.py"
-HEATMAP_ROW_PX, HEATMAP_PAD_PX = 44, 40  # heatmap height per row + room for the title
+HEATMAP_ROW_PX = 40  # heatmap height per row
 
 
 def config() -> DashboardConfig:
@@ -173,8 +173,7 @@ def heatmap(table, title: str, value: str = "AUC"):
     rect = base.mark_rect().encode(color=alt.Color("value:Q", title=value, scale=alt.Scale(domain=[0, 1],
                                                                                          scheme="viridis")))
     text = base.mark_text(fontSize=13).encode(text="text:N", color=alt.value("white"))
-    height = HEATMAP_ROW_PX * max(2, len(table.index)) + HEATMAP_PAD_PX
-    st.altair_chart(rect + text, width="stretch", height=height)
+    st.altair_chart((rect + text).properties(height=alt.Step(HEATMAP_ROW_PX)), width="stretch")
 
 
 def provenance_panel(path: Path, corpus: Path | None, row: dict | None = None) -> dict:
