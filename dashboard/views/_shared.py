@@ -209,6 +209,8 @@ def show_provenance(result: dict, row: dict | None = None) -> None:
             same = str(expected).lower().removeprefix("0x") == str(wm["payload"]).lower().removeprefix("0x")
             (st.caption if same else st.warning)(
                 f"decoded payload {'matches' if same else 'differs from'} the manifest's ({expected})")
+        elif expected:
+            st.caption(f"the manifest lists payload {expected}; it was not decoded from these pixels")
     manifest = result.get("manifest")
     if isinstance(manifest, dict) and manifest:
         with st.expander("Manifest assertions"):
