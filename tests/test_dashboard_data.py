@@ -338,3 +338,20 @@ def test_metrics_table_keeps_run_names(fx, tmp_path):
                       {"run": "/abs/path/cnn", "video": {"auc": 0.7}})
     table = runs.metrics_table(runs.find_runs(tmp_path / "runs"))
     assert table["run"].tolist() == ["cnn", "cnn"] and table.loc[1, "video.auc"] == 0.7
+
+
+def test_jpeg_folder_items_read_and_play(fx, tmp_path):
+    from PIL import Image
+
+    corpus = tmp_path / "c"
+    frames = data.read_frames(fx / "corpus" / "items" / "real_d0_a.mp4")  # (4, 48, 48, 3)
+    (corpus / "items" / "x_jpeg").mkdir(parents=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(corpus / "items" / "x_jpeg" / f"{i:04d}.jpg", quality=90)
+    back = data.read_frames(corpus / "items" / "x_jpeg")
+    assert back.shape == frames.shape and np.abs(back.astype(int) - frames).mean() < 6
+    row = {"item_id": "x-jpeg", "path": "items/x_jpeg", "fps": 25.0}
+    assert data.read_frames(data.playable_video(corpus, row, tmp_path / "cache")).shape == (4, 256, 256, 3)
+    with pytest.raises(FaceforgeError, match="no image frames"):
+        (corpus / "items" / "empty").mkdir()
+        data.read_frames(corpus / "items" / "empty")
