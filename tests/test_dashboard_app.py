@@ -186,7 +186,7 @@ def test_detectors_page(open_app):
     at = open_app("views/detectors.py")
     table = at.dataframe[0].value
     assert table["eval"].tolist() == ["val", "test"] and table["auc"].iloc[0] == pytest.approx(0.9)
-    assert len(at.image) == 3  # roc, pr, reliability
+    assert len(at.image) == 3 + 1 + 3  # roc, pr, reliability + a thumbnail per worst mistake
     assert len(at.get("vega_lite_chart")) == 4  # gen x compression, gen x mode, the study matrix + its curve
     links = [p.label for p in at.get("page_link")]
     assert links[0].startswith("real_d0_a · 0.930")  # the confident false positive

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import runs
+from dashboard import data, runs
 from dashboard.views import _shared as ui
+from forge.common import FaceforgeError
 
 WORST_K = 5
+WORST_THUMB_PX = 56
 
 st.title("Detectors")
 cfg = ui.config()
@@ -73,7 +75,13 @@ else:
                     if table.empty:
                         st.caption("none at this threshold")
                     for item_id, score, gen, comp in table[["item_id", "score", "generator", "compression"]].itertuples(index=False):
-                        ui.item_link(item_id, f"{item_id} · {score:.3f} · {gen} · {comp}")
+                        thumb, link = st.columns([1, 5], vertical_alignment="center")
+                        try:
+                            thumb.image(str(ui.thumbnail(data.get_row(manifest, item_id))), width=WORST_THUMB_PX)
+                        except FaceforgeError as e:
+                            thumb.caption(f"(no thumbnail: {e})")
+                        with link:
+                            ui.item_link(item_id, f"{item_id} · {score:.3f} · {gen} · {comp}")
 
 st.subheader("Studies")
 studies = runs.study_matrices(cfg.results)
