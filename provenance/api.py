@@ -255,16 +255,12 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     report = None
     try:
         report = c2pa_io.read(path, _read_anchors(trust_anchors))
-    except c2pa_io.ManifestCorrupt as e:
-        out.update(verdict="tampered", reason=f"manifest present but unreadable ({e})",
-                   validation={"state": "Invalid", "failures": ["manifest.unreadable"],
-                               "integrity_failures": [{"code": "manifest.unreadable", "explanation": str(e)}]})
     except c2pa_io.C2paIoError as e:
-        if _has_c2pa_marker(path):  # a manifest's boxes are there, but c2pa cannot get to them
-            out.update(verdict="tampered", reason=f"C2PA data present but the file cannot be parsed ({e})",
+        if _has_c2pa_marker(path):  # a manifest is there, but c2pa cannot read or verify it
+            out.update(verdict="tampered", reason=f"C2PA manifest present but unreadable ({e})",
                        validation={"state": "Invalid", "failures": ["manifest.unreadable"],
                                    "integrity_failures": [{"code": "manifest.unreadable", "explanation": str(e)}]})
-        else:
+        else:                       # damaged media that never carried a manifest: not "tampered"
             out["warnings"].append(f"c2pa could not parse the file: {e}")
 
     wm = None
@@ -287,6 +283,8 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
             out["warnings"].append(f"watermark payload {payload_hex(wm.payload)} differs from the manifest's "
                                    f"soft binding {sb}")
     elif out["verdict"] != "tampered":
+        if decode_watermark and wm is None:
+            raise FaceforgeError(f"{path.name}: unreadable media (no C2PA manifest, pixels not decodable)")
         _verdict_without_manifest(out, wm, store, path)
     return out
 

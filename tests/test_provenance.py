@@ -393,3 +393,17 @@ def test_cli_sign_with_watermark_then_strip(tmp_path, face, capsys):
         sign_cmd.run(type("A", (), dict(file=str(out), out=str(out), keys=str(kd), payload=None,
                                         watermark=False, crf=None, generation="{}", ingredient=[], cert=None, key=None,
                                         parent=None, action=None, store=None))())
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "mp4"])
+def test_damaged_unsigned_file_is_never_called_tampered(media_dir, tmp_path, ext):
+    data = (media_dir / f"face.{ext}").read_bytes()
+    for i, bad in enumerate((data[: len(data) // 2], data[:16] + bytes(range(256)) * 8)):
+        path = tmp_path / f"bad{i}.{ext}"
+        path.write_bytes(bad)
+        try:
+            res = api.verify_file(path)
+        except FaceforgeError as e:
+            assert "unreadable media" in str(e) or "not a supported" in str(e)
+            continue
+        assert res["verdict"] in ("none", "watermark_only"), res    # it never had a manifest
