@@ -130,10 +130,16 @@ def perturb(kind: str, level):
 
 # ---------------------------------------------------------------- studies
 def study_cross_generator(corpus, df, det, comp, log):
+    from forge.common import FaceforgeError
+
     groups = fake_groups(df)
-    matrix, cost = {}, None
+    matrix = {}
     for g, filt in groups.items():
-        lr, m, secs = train_run(corpus, f"gen_{g.replace('/', '_')}_{comp}", det, filt + [f"compression={comp}"])
+        try:
+            lr, _, _ = train_run(corpus, f"gen_{g.replace('/', '_')}_{comp}", det, filt + [f"compression={comp}"])
+        except FaceforgeError as e:  # e.g. a generator/mode rendered for the test split only
+            log(f"  cross-generator {det} train {g}: skipped ({e})")
+            continue
         matrix[g] = {h: video_auc(lr, corpus, hf + [f"compression={comp}"]) for h, hf in groups.items()}
         log(f"  cross-generator {det} train {g}: " + ", ".join(f"{h} {c['auc']}" for h, c in matrix[g].items()))
     return matrix
