@@ -230,3 +230,19 @@ def test_cli_list_train_eval_score(toy_corpus, tmp_path, capsys):
     assert main(["detect", "train", "--corpus", str(tmp_path / "nope"), "--detector", "temporal",
                  "--out", str(tmp_path / "r2")]) == 2
     assert "corpus folder not found" in capsys.readouterr().err
+
+
+def test_cnn_starts_from_a_weights_file(tmp_path):
+    import torch
+
+    donor = get_detector_class("dct_cnn")(DetectConfig(detector="dct_cnn", image_size=32, seed=1))
+    state = donor.net.state_dict()
+    state.pop("trunk.10.weight")                                 # a head the file lacks stays fresh
+    torch.save(state, tmp_path / "w.pt")
+    det = get_detector_class("dct_cnn")(DetectConfig(detector="dct_cnn", image_size=32, seed=2,
+                                                     weights=str(tmp_path / "w.pt")))
+    got = det.net.state_dict()
+    assert torch.equal(got["trunk.0.weight"], state["trunk.0.weight"])
+    assert not torch.equal(got["trunk.10.weight"], donor.net.state_dict()["trunk.10.weight"])
+    with pytest.raises(FaceforgeError, match="weights file not found"):
+        get_detector_class("dct_cnn")(DetectConfig(detector="dct_cnn", image_size=32, weights=str(tmp_path / "no.pt")))
