@@ -13,6 +13,7 @@ Each measurement runs in its own subprocess (so peak memory is per resolution).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -21,15 +22,16 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "forge_speed.json"
-RESOLUTIONS = (64, 128, 256)
+CONFIGS = ("cpu64", "64", "128", "256")  # bundled configs; cpu64 is the shipped talker64.pt
 TRAIN_STEPS, RENDER_REPS, BATCH = 2, 5, 16
+WORKER_TIMEOUT_S = 900
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_train(res: int) -> dict:
+def worker_train(name: str) -> dict:
     import numpy as np
     import torch
 
@@ -38,7 +40,8 @@ def worker_train(res: int) -> dict:
     from forge.train import MetaTrainer
 
     torch.set_num_threads(1)
-    cfg = load_train_config(str(res), {"batch_size": 1, "k_shot": 2, "log_every": 10**6, "sample_every": 0})
+    cfg = load_train_config(name, {"batch_size": 1, "k_shot": 2, "log_every": 10**6, "sample_every": 0})
+    res = cfg.model.resolution
     rng = np.random.default_rng(0)
     clips = {f"v{i}": (rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8), np.zeros((4, 68, 2), np.float32),
                        rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8)) for i in range(2)}
@@ -52,11 +55,11 @@ def worker_train(res: int) -> dict:
             tr.train_step()
         dt = (time.perf_counter() - t0) / TRAIN_STEPS
     imgs = cfg.batch_size * (cfg.k_shot + 1)
-    return {"resolution": res, "sec_per_step": round(dt, 3), "images_per_s": round(imgs / dt, 3),
+    return {"config": name, "resolution": res, "sec_per_step": round(dt, 3), "images_per_s": round(imgs / dt, 3),
             "batch_size": cfg.batch_size, "k_shot": cfg.k_shot, "d_steps": cfg.d_steps, "peak_rss_mb": round(_peak_mb())}
 
 
-def worker_render(res: int) -> dict:
+def worker_render(name: str) -> dict:
     import tempfile
 
     import numpy as np
@@ -67,7 +70,8 @@ def worker_render(res: int) -> dict:
     from forge.talker import Talker
 
     torch.set_num_threads(1)
-    cfg = load_train_config(str(res)).model
+    cfg = load_train_config(name).model
+    res = cfg.resolution
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         export_random(Path(tmp) / "t.pt", cfg)
@@ -93,7 +97,7 @@ def worker_render(res: int) -> dict:
     t0 = time.perf_counter()
     warp_render(img[0], src_lm, targets)
     warp_fps = BATCH / (time.perf_counter() - t0)
-    return {"resolution": res, "g_params_m": round(sum(p.numel() for p in t.G.parameters()) / 1e6, 2),
+    return {"config": name, "resolution": res, "g_params_m": round(sum(p.numel() for p in t.G.parameters()) / 1e6, 2),
             "batch1_ms_per_frame": round(1000 * float(np.median(lat)), 2), f"batch{BATCH}_fps": round(fps, 2),
             "warp_baseline_fps": round(warp_fps, 2), "peak_rss_mb": round(_peak_mb())}
 
@@ -116,11 +120,14 @@ def _mean_face(res: int):
     return (np.array(pts, np.float32) * res)[:68]
 
 
-def _run_worker(kind: str, res: int) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.forge_speed", "--worker", kind, str(res)],
-                          capture_output=True, text=True, timeout=900)
+def _run_worker(kind: str, name: str) -> dict:
+    try:
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.forge_speed", "--worker", kind, name],
+                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"config": name, "error": f"timed out after {WORKER_TIMEOUT_S} s on the shared CPU"}
     if proc.returncode != 0:
-        return {"resolution": res, "error": proc.stderr.strip().splitlines()[-1][:300]}
+        return {"config": name, "error": proc.stderr.strip().splitlines()[-1][:300]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -129,14 +136,21 @@ def main() -> None:
 
     from forge.common import write_json_atomic
 
-    jobs = [(k, r) for k in ("render", "train") for r in RESOLUTIONS]
+    jobs = [(k, c) for k in ("render", "train") for c in CONFIGS]
+    done = {}  # resumable: rows measured (without error) by an earlier run are kept
+    if RESULTS.exists():
+        old = json.loads(RESULTS.read_text())
+        done = {(k, r["config"]): r for k in ("render", "train") for r in old.get(k, []) if "error" not in r}
     rows = {k: [] for k in ("render", "train")}
-    for kind, res in tqdm(jobs, desc="forge_speed"):
-        rows[kind].append(_run_worker(kind, res))
+    for kind, name in tqdm(jobs, desc="forge_speed"):
+        if (kind, name) not in done:
+            done[(kind, name)] = dict(_run_worker(kind, name), load_average_1min=round(os.getloadavg()[0], 1))
+        rows[kind].append(done[(kind, name)])
     import torch
 
     result = {"device": "cpu", "torch_threads": 1, "cpu": platform.processor() or platform.machine(),
-              "note": "shared 2-core CPU (other jobs running): numbers are pessimistic; train uses batch 1, K=2",
+              "note": ("shared 2-core CPU with other engineers' jobs running (load_average_1min per row): numbers are "
+                       "pessimistic; train uses batch 1, K=2 and each config's d_steps"),
               "anchor_liveportrait_rtx4090_ms_per_frame": 12.8, "cuda_available": torch.cuda.is_available(),
               "render": rows["render"], "train": rows["train"]}
     write_json_atomic(RESULTS, result)
@@ -146,6 +160,6 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
         fn = {"train": worker_train, "render": worker_render}[sys.argv[2]]
-        print(json.dumps(fn(int(sys.argv[3]))))
+        print(json.dumps(fn(sys.argv[3])))
     else:
         main()
