@@ -87,7 +87,7 @@ def test_spectral_norm_and_bake():
     sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
     assert abs(float(sigma) - 1) < 1e-2
     G.eval()
-    before = G(y, psi)
+    before = G(y, psi).detach()
     bake_spectral_norm(G)
     assert not hasattr(G.to_rgb, "parametrizations") or "weight" not in G.to_rgb.parametrizations
     assert torch.allclose(G(y, psi), before, atol=1e-5)
