@@ -14,6 +14,9 @@ _EXPORTS = {
     "EvalConfig": "forge.evaluate",
     "ssim": "forge.metrics", "psnr": "forge.metrics", "csim": "forge.metrics",
     "IdentityEncoder": "forge.metrics", "landmark_error": "forge.metrics",
+    "Talker": "forge.talker", "Person": "forge.talker",
+    "ModelConfig": "forge.config", "TrainConfig": "forge.config", "FitConfig": "forge.config",
+    "train": "forge.train",
 }
 
 
