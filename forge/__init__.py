@@ -16,7 +16,6 @@ _EXPORTS = {
     "IdentityEncoder": "forge.metrics", "landmark_error": "forge.metrics",
     "Talker": "forge.talker", "Person": "forge.talker",
     "ModelConfig": "forge.config", "TrainConfig": "forge.config", "FitConfig": "forge.config",
-    "train": "forge.train",
 }
 
 
