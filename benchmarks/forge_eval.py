@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "talker_note": talker_note, "cache": str(cache), "resolution": res["resolution"],
         "eval_config": res["config"], "summary": summary, "per_video": res["rows"], "skipped": res["skipped"],
         "verdict_T8": verdict, "fid_note": res["fid_note"], "csim_note": res["csim_note"],
+        "eval_notes": res["notes"], "ff_person_sensitivity": res["ff_person_sensitivity"],
         "cross_reenactment": {"pairs": [list(p) for p in pairs], "frames_per_pair": args.cross_frames,
                               "mean": cross, "rows": cross_rows,
                               "metrics": {"csim_source": "identity kept (higher better)",

@@ -36,6 +36,7 @@ EVAL_VERSION = 2          # bump when rendering/metrics change: cached rows of o
 METHODS = ("warp", "ff", "ft")
 METRICS = ("ssim", "psnr", "csim", "landmark_nme", "landmark_detected")
 GRID_UPSCALE = 2
+PERSON_SENSITIVITY_MIN = 1.0   # grey levels: below this FF renders of two different people are "the same"
 # identity-bearing points (little expression motion): jaw, nose, eye corners
 SHAPE_POINTS = np.r_[0:17, 27:36, 36, 39, 42, 45]
 RETARGET_VARIANTS = ("none", "relative", "absolute")
@@ -239,6 +240,21 @@ def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash:
     return rows, skipped, previews
 
 
+def person_sensitivity(cache, videos: list[str], talker, size: int, n: int = 4) -> float | None:
+    """Mean absolute pixel difference (0..255) between renders of the same landmarks by people fitted
+    (FF, 8 frames) on two different videos; ~0 means the generator ignores who it renders."""
+    from forge.data.rasterize import draw_landmarks_batch
+
+    if talker is None or len(videos) < 2:
+        return None
+    (fa, la), (fb, lb) = (resize_clip(*cache.load(v, list(range(min(8, cache.n_frames(v))))), size)
+                          for v in videos[:2])
+    images = draw_landmarks_batch(la[:n], size)
+    ra = talker.render(talker.fit(fa, draw_landmarks_batch(la, size), mode="ff"), images)
+    rb = talker.render(talker.fit(fb, draw_landmarks_batch(lb, size), mode="ff"), images)
+    return float(np.abs(ra.astype(np.float64) - rb).mean())
+
+
 def _summarise(table, previews, cfg: EvalConfig):
     """Mean metrics per (method, T) + FID over all target frames of each; returns (summary, fid note)."""
     from forge.metrics import fid
@@ -281,6 +297,10 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
         raise FaceforgeError(f"nothing was evaluated ({len(skipped)} skipped: "
                              f"{skipped[0]['reason'] if skipped else 'no jobs'})")
     summary, fid_note = _summarise(table, previews, cfg)
+    sensitivity = person_sensitivity(cache, videos, talker, size)
+    if sensitivity is not None and sensitivity < PERSON_SENSITIVITY_MIN:
+        notes.append(f"FF renders barely depend on the fitted person (mean |difference| {sensitivity:.2f} "
+                     f"of 255 between two people): the embedder/AdaIN path has collapsed")
     with atomic_path(out / "results.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out / "summary.csv") as tmp:
@@ -293,6 +313,7 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
         "videos": videos, "summary": summary.replace({np.nan: None}).to_dict(orient="records"),
         "rows": table.replace({np.nan: None}).to_dict(orient="records"),
         "skipped": skipped, "notes": notes, "fid_note": fid_note, "grid": str(grid),
+        "ff_person_sensitivity": sensitivity,
         "csim_note": "dlib ResNet descriptor (offline), boxes from the driving landmarks; not the paper's network",
     }
     write_json_atomic(out / "results.json", result)
