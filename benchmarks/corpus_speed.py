@@ -80,6 +80,7 @@ def main() -> dict:
             bank.get(s)
         extract_s = time.perf_counter() - t0
         cache = root / "extract" / "sources"
+        _run("warm_up", _spec(verify=False), root, cache)  # first-call imports (PyAV, pandas) not timed
         results.append(_run("baseline_reals_only", _spec(verify=False), root, cache))
         warp = (GeneratorSpec("warp", reenactment=("self",)),)
         ff = (GeneratorSpec("fewshot", "ff", (8,), ("self",)),)
