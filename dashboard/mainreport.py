@@ -64,8 +64,10 @@ def _generator(rep: Report, out: Path, results: dict) -> None:
     renders = anim.get("renders", {})
     if renders:
         rows = [(name, r.get("generator"), r.get("retargeted"), r.get("n_frames"), r.get("render_fps"),
-                 len(r.get("driver_missing_frames", []))) for name, r in renders.items()]
-        rep.table(["render", "generator", "retargeted", "frames", "render frames/s", "driver frames w/o face"],
+                 len(r.get("driver_missing_frames", [])), (r.get("provenance") or {}).get("payload", "–"))
+                for name, r in renders.items()]
+        rep.table(["render", "generator", "retargeted", "frames", "render frames/s", "driver frames w/o face",
+                   "signed; watermark payload"],
                   rows, caption=f"animations driven by {anim.get('driver')}")
         png = _sample_frames_figure(out, renders)
         if png:

@@ -165,9 +165,13 @@ def render(cfg: AnimateConfig, src: Source, landmarks: np.ndarray, talker=None) 
 
 
 def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: AnimateConfig = AnimateConfig(), *,
-            checkpoint: str | Path | None = None, talker=None, detector=None) -> dict:
+            checkpoint: str | Path | None = None, talker=None, detector=None,
+            key_dir: str | Path | None = None, store: str | Path | None = None) -> dict:
     """Reenact ``source`` with the motion of ``driver``; writes ``out`` (MP4) + ``<out>.json``; returns
-    the report dict (also with ``sbs_path`` when ``cfg.side_by_side``)."""
+    the report dict (also with ``sbs_path`` when ``cfg.side_by_side``).
+
+    With ``key_dir`` (a provenance identity; created there when missing) the render is watermarked and
+    C2PA-signed (``report["provenance"]``) and recorded in ``store``: every render says what it is."""
     from forge.data import extract_clip, write_video
     from forge.data.rasterize import draw_landmarks_batch
 
@@ -219,9 +223,36 @@ def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: Animat
     if talker is not None:
         report.update(checkpoint_sha256=getattr(talker, "checkpoint_sha256", None),
                       generator_version=getattr(talker, "version", None))
+    if key_dir is not None:
+        report["provenance"] = sign_render(out, report, source, driver, key_dir, store, crf=cfg.crf)
     if cfg.side_by_side:
         sbs = out.with_name(out.stem + "_sbs.mp4")
         write_video(sbs, side_by_side(clip.frames, draw_landmarks_batch(lms, size), frames), fps=fps, crf=cfg.crf)
         report["sbs_path"] = str(sbs)
     write_json_atomic(out.with_suffix(".json"), report)
     return report
+
+
+def sign_render(out: Path, report: dict, source, driver, key_dir, store, crf: int | None) -> dict:
+    """Watermark every frame of ``out`` with a fresh payload, then C2PA-sign it in place (created +
+    watermarked, the generation parameters, source and driver as ingredients)."""
+    import tempfile
+
+    from provenance.api import new_payload, sign_file, watermark_file
+    from provenance.keys import init_identity, load_identity
+
+    key_dir = Path(key_dir)
+    identity = load_identity(key_dir) if key_dir.exists() and any(key_dir.iterdir()) else init_identity(key_dir)
+    payload = new_payload()
+    generation = {k: report.get(k) for k in ("generator", "generator_version", "checkpoint_sha256",
+                                              "resolution", "n_frames", "retargeted")}
+    generation.update(mode=report["config"]["mode"], seed=report["config"]["seed"],
+                      source_id=Path(str(source)).name, driver_id=Path(str(driver)).name)
+    with tempfile.TemporaryDirectory(prefix=".ff-anim-", dir=out.parent) as tmp:
+        marked = Path(tmp) / out.name
+        wm = watermark_file(out, marked, payload, crf=crf)
+        signed = sign_file(marked, out, identity=identity, generation=generation,
+                           ingredients=[str(source), str(driver)], actions=("created", "watermarked"),
+                           payload=payload, store=store)
+    return {"signed": True, "payload": signed["payload"], "manifest_label": signed["manifest_label"],
+            "psnr_db": wm["psnr_db"], "key_dir": str(key_dir), "store": str(store) if store else None}

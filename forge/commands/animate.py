@@ -12,6 +12,11 @@ Writes OUT (MP4), OUT with .json (report: missing driver frames, timings, checkp
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+# every render is signed: a per-user identity and store unless told otherwise
+DEFAULT_KEYS = Path("~/.faceforge/keys")
+DEFAULT_STORE = Path("~/.faceforge/provenance.sqlite")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--side-by-side", action="store_true", help="also write OUT_sbs.mp4: driver | landmarks | output")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 = lossless)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keys", default=str(DEFAULT_KEYS),
+                   help="provenance identity that signs the render (created there on first use; default %(default)s)")
+    p.add_argument("--store", default=str(DEFAULT_STORE),
+                   help="provenance store recording the render (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,13 +58,16 @@ def run(args: argparse.Namespace) -> int:
                         steps=args.steps, seed=args.seed, resolution=args.resolution,
                         source_frames=args.source_frames, max_frames=args.max_frames, every=args.every,
                         backend=args.backend, side_by_side=args.side_by_side, crf=args.crf)
-    rep = animate(args.source, args.driver, args.out, cfg, checkpoint=args.checkpoint)
+    rep = animate(args.source, args.driver, args.out, cfg, checkpoint=args.checkpoint,
+                  key_dir=Path(args.keys).expanduser(), store=Path(args.store).expanduser())
     missing = rep["driver_missing_frames"]
     print(f"wrote {rep['out']} ({rep['n_frames']} frames, {rep['resolution']} px, {rep['generator']}, "
           f"retarget {'on' if rep['retargeted'] else 'off'}, {rep['render_fps']} frames/s)")
     if missing:
         print(f"driver frames without a face ({len(missing)}, interpolated): {missing[:20]}"
               f"{' ...' if len(missing) > 20 else ''}")
+    prov = rep["provenance"]
+    print(f"watermarked (payload {prov['payload']}, PSNR {prov['psnr_db']} dB) and C2PA-signed with {prov['key_dir']}")
     if "sbs_path" in rep:
         print(f"side by side: {rep['sbs_path']}")
     return 0
