@@ -122,19 +122,6 @@ def test_bad_config_values():
         AnimateConfig(mode="xx")
 
 
-@pytest.fixture(scope="module")
-def tiny_talker(tmp_path_factory):
-    """An untrained 32 px talker: exercises the few-shot path without the slow shipped model."""
-    from forge.checkpoint import export_random
-    from forge.config import ModelConfig
-    from forge.talker import Talker
-
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    export_random(path, ModelConfig(resolution=32, emb_dim=32, base_channels=8, max_channels=32,
-                                    g_down_blocks=2, g_res_blocks=1, attn_down_res=8, attn_up_res=16))
-    return Talker.load(path)
-
-
 def test_fewshot_animate_from_a_portrait_and_from_a_person_file(tmp_path, sample_portrait, driver_video,
                                                                   tiny_talker):
     from forge.animate import animate, load_source

@@ -23,19 +23,6 @@ def tiny_cache(tmp_path_factory, sample_dir):
     return out
 
 
-@pytest.fixture(scope="module")
-def tiny_talker(tmp_path_factory):
-    """An untrained 32 px talker (exercises FF/FT and the cache 64 px -> 32 px resize)."""
-    from forge.checkpoint import export_random
-    from forge.config import ModelConfig
-    from forge.talker import Talker
-
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    export_random(path, ModelConfig(resolution=32, emb_dim=32, base_channels=8, max_channels=32,
-                                    g_down_blocks=2, g_res_blocks=1, attn_down_res=8, attn_up_res=16))
-    return Talker.load(path)
-
-
 def test_split_frames_is_disjoint_and_even():
     from forge.evaluate import split_frames
 
