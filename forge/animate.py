@@ -248,11 +248,14 @@ def sign_render(out: Path, report: dict, source, driver, key_dir, store, crf: in
                                               "resolution", "n_frames", "retargeted")}
     generation.update(mode=report["config"]["mode"], seed=report["config"]["seed"],
                       source_id=Path(str(source)).name, driver_id=Path(str(driver)).name)
+    if is_person_file(source):  # a fitted person is no media ingredient: name it in the parameters
+        generation["person_file"] = Path(str(source)).name
     with tempfile.TemporaryDirectory(prefix=".ff-anim-", dir=out.parent) as tmp:
         marked = Path(tmp) / out.name
         wm = watermark_file(out, marked, payload, crf=crf)
         signed = sign_file(marked, out, identity=identity, generation=generation,
-                           ingredients=[str(source), str(driver)], actions=("created", "watermarked"),
+                           ingredients=[str(p) for p in (source, driver) if not is_person_file(p)],
+                           actions=("created", "watermarked"),
                            payload=payload, store=store)
     return {"signed": True, "payload": signed["payload"], "manifest_label": signed["manifest_label"],
             "psnr_db": wm["psnr_db"], "key_dir": str(key_dir), "store": str(store) if store else None}
