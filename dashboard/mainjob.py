@@ -45,14 +45,14 @@ class MainJobConfig:
     corpus_spec: str | None = None         # None: the corpus package's default spec
     corpus_overrides: tuple = ("paste_back=true",)  # "key=value" overrides of the corpus spec; full-frame
                                            # paste-back items (256 px) carry a recoverable watermark
-    detector: str = "frequency"            # a fast detector
+    detector: str = "temporal"             # a fast detector (landmark + texture dynamics, gradient boosting)
     detector_epochs: int = 3
     seed: int = 0
 
 
 # a minimal setting for the end-to-end test (same stages, fewer frames and steps)
 QUICK = {"max_frames": 12, "every": 8, "driver_frames": 8, "ft_steps": 3, "eval_ft_steps": 2, "eval_frames": 2,
-         "eval_shots": (1, 8), "detector_epochs": 1,
+         "eval_shots": (1, 8), "detector_epochs": 1, "detector": "frequency",
          "corpus_overrides": ("clip_frames=8", "paste_back=true",
                               "generators=[{name: fewshot, mode: ff, T: [1], reenactment: [self, cross]},"
                               " {name: warp, reenactment: [cross], retarget: [true]}]")}
