@@ -108,9 +108,16 @@ def test_cli_animate_warp(tmp_path, sample_portrait, driver_video, capsys):
     code = main(["forge", "animate", "--source", str(sample_portrait), "--driver", str(driver_video),
                  "--out", str(out), "--generator", "warp", "--no-retarget", "--expression", "relative",
                  "--resolution", "64",
-                 "--backend", "dlib", "--max-frames", "6"])
+                 "--backend", "dlib", "--max-frames", "6",
+                 "--keys", str(tmp_path / "keys"), "--store", str(tmp_path / "prov.sqlite")])
     text = capsys.readouterr().out
     assert code == 0 and out.exists() and "retarget off" in text and "interpolated): [3, 4]" in text
+    assert "C2PA-signed" in text and (tmp_path / "keys" / "signer.key").stat().st_mode & 0o077 == 0
+
+    from provenance.api import verify_file  # the render says what it is
+
+    v = verify_file(out, trust_anchors=tmp_path / "keys" / "ca.pem", store=tmp_path / "prov.sqlite")
+    assert v["verdict"] == "trusted" and v["manifest"]["generation"]["generator"] == "warp"
 
 
 def test_bad_config_values():
