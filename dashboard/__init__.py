@@ -7,7 +7,7 @@ Public API (imported lazily; nothing heavy at import time):
 
 from __future__ import annotations
 
-import importlib
+from forge.common import lazy_exports
 
 _LAZY = {
     "DashboardConfig": "dashboard.data",
@@ -20,8 +20,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dashboard' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("dashboard", _LAZY)

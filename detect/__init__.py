@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import detect`` pulls in neither torch nor sci
 
 from __future__ import annotations
 
-import importlib
+from forge.common import lazy_exports
 
 _LAZY = {
     "list_detectors": "detect.registry",
@@ -24,8 +24,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'detect' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("detect", _LAZY)

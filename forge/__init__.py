@@ -4,6 +4,8 @@ Data flows one way: videos -> ``forge prepare`` (faces, landmarks, cache) ->
 ``forge train`` / ``fit`` / ``animate`` / ``corpus``.
 """
 
+from forge.common import lazy_exports  # stdlib only: keeps `import forge` light
+
 __version__ = "0.1.0"
 
 # Lazy public API (``from forge import warp_render`` imports nothing heavy until used). Functions named
@@ -18,11 +20,5 @@ _EXPORTS = {
     "ModelConfig": "forge.config", "TrainConfig": "forge.config", "FitConfig": "forge.config",
 }
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forge' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports("forge", _EXPORTS)

@@ -29,6 +29,26 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"faceforge.{name}")
 
 
+# ---------------------------------------------------------------- lazy package APIs
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``(__getattr__, __dir__)`` for a package's lazy public API (PEP 562).
+
+    ``exports`` maps a public name to the module that defines it: absolute (``"forge.warp"``) or
+    relative to ``package`` (``".media"``). Nothing is imported until a name is first used."""
+    import importlib
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module, package), name)
+
+    def __dir__() -> list[str]:
+        return sorted(exports)
+
+    return __getattr__, __dir__
+
+
 # ---------------------------------------------------------------- atomic writes
 def _default_mode() -> int:
     """The mode a plainly created file would get (0666 less the umask); mkstemp makes 0600."""

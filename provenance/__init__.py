@@ -12,27 +12,15 @@ Public API (imported lazily, so ``import provenance`` pulls in neither c2pa nor 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from forge.common import lazy_exports
 
 _EXPORTS = {
-    "init_identity": "keys", "load_identity": "keys", "identity_from_files": "keys", "Identity": "keys",
-    "Signer": "keys", "LocalKeySigner": "keys",
-    "new_payload": "api", "sign_file": "api", "verify_file": "api", "VERDICTS": "api",
-    "embed": "watermark", "decode": "watermark", "WatermarkConfig": "watermark", "WatermarkResult": "watermark",
-    "Store": "store",
+    "init_identity": ".keys", "load_identity": ".keys", "identity_from_files": ".keys", "Identity": ".keys",
+    "Signer": ".keys", "LocalKeySigner": ".keys",
+    "new_payload": ".api", "sign_file": ".api", "verify_file": ".api", "VERDICTS": ".api",
+    "embed": ".watermark", "decode": ".watermark", "WatermarkConfig": ".watermark", "WatermarkResult": ".watermark",
+    "Store": ".store",
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'provenance' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"provenance.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("provenance", _EXPORTS)

@@ -10,8 +10,7 @@ Heavy modules (torch, c2pa, PyAV) are imported lazily.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from forge.common import lazy_exports
 
 _LAZY = {
     "build_corpus": "forge.corpus.build",
@@ -28,8 +27,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'forge.corpus' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("forge.corpus", _LAZY)

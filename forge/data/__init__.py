@@ -13,24 +13,19 @@ Public API (imported lazily, so ``import forge.data`` stays light):
 
 from __future__ import annotations
 
-import importlib
+from forge.common import lazy_exports
 
 _EXPORTS = {
-    "read_video": "media", "video_info": "media", "read_image": "media", "write_video": "media",
-    "VideoFrame": "media", "read_frames": "media", "read_media": "media",
-    "get_detector": "landmarks", "Face": "landmarks", "LandmarkDetector": "landmarks",
-    "draw_landmarks": "rasterize", "draw_landmarks_batch": "rasterize",
-    "track_boxes": "crop", "crop_square": "crop",
-    "extract_clip": "clip", "Clip": "clip",
-    "PreparedCache": "cache",
-    "prepare": "prepare", "PrepareConfig": "prepare",
+    "read_video": ".media", "video_info": ".media", "read_image": ".media", "write_video": ".media",
+    "VideoFrame": ".media", "read_frames": ".media", "read_media": ".media",
+    "get_detector": ".landmarks", "Face": ".landmarks", "LandmarkDetector": ".landmarks",
+    "draw_landmarks": ".rasterize", "draw_landmarks_batch": ".rasterize",
+    "track_boxes": ".crop", "crop_square": ".crop",
+    "extract_clip": ".clip", "Clip": ".clip",
+    "PreparedCache": ".cache",
+    "prepare": ".prepare", "PrepareConfig": ".prepare",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forge.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"forge.data.{module}"), name)
+__getattr__, __dir__ = lazy_exports("forge.data", _EXPORTS)
