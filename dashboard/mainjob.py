@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from forge.common import SAMPLE_DIR, FaceforgeError, get_logger, save_config, write_json_atomic
 
@@ -97,9 +96,9 @@ def stage_prepare(cfg: MainJobConfig, out: Path) -> dict:
 
 
 def _fit_from_clip(talker, frames, landmarks, name: str, out: Path, cfg: MainJobConfig) -> dict:
-    from forge.data import draw_landmarks
+    from forge.data import draw_landmarks_batch
 
-    lm_images = np.stack([draw_landmarks(lm, talker.resolution) for lm in landmarks])  # (T, S, S, 3)
+    lm_images = draw_landmarks_batch(landmarks, talker.resolution)  # (T, 68, 2) -> (T, S, S, 3)
     rows = {}
     for mode in ("ff", "ft"):
         person = talker.fit(frames, lm_images, mode=mode, steps=cfg.ft_steps if mode == "ft" else None,
@@ -207,7 +206,7 @@ def stage_provenance(cfg: MainJobConfig, out: Path) -> dict:
     """Verify a signed corpus fake, a re-encoded copy (manifest stripped) and a tampered copy."""
     import pandas as pd
 
-    from forge.data import read_video, write_video
+    from forge.data import read_frames, write_video
     from provenance.api import verify_file
 
     corpus = out / "corpus"
@@ -222,9 +221,9 @@ def stage_provenance(cfg: MainJobConfig, out: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     signed_copy = work / "signed.mp4"
     shutil.copyfile(signed, signed_copy)
-    frames = [f.image for f in read_video(signed_copy)]
+    frames = read_frames(signed_copy)  # (N, H, W, 3)
     stripped = work / "reencoded.mp4"   # a re-encode drops the C2PA manifest; the watermark stays
-    write_video(stripped, np.stack(frames), fps=float(fakes.iloc[0]["fps"] or 25), crf=23)
+    write_video(stripped, frames, fps=float(fakes.iloc[0]["fps"] or 25), crf=23)
     tampered = work / "tampered.mp4"
     data = bytearray(signed_copy.read_bytes())
     data[_media_byte(data)] ^= 0xFF

@@ -80,14 +80,14 @@ def _sample_frames_figure(out: Path, renders: dict) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from forge.data import read_video
+    from forge.data import read_frames
 
     strips = []
     for name, r in renders.items():
         path = r.get("sbs_path")
         if not path or not Path(path).exists():
             continue
-        frames = [f.image for f in read_video(path)]
+        frames = read_frames(path)  # (N, H, W, 3)
         idx = np.linspace(0, len(frames) - 1, min(FRAMES_PER_STRIP, len(frames))).astype(int)
         strips.append((name, np.concatenate([frames[i] for i in idx], axis=1)))
     if not strips:
