@@ -239,10 +239,9 @@ def sign_render(out: Path, report: dict, source, driver, key_dir, store, crf: in
     import tempfile
 
     from provenance.api import new_payload, sign_file, watermark_file
-    from provenance.keys import init_identity, load_identity
+    from provenance.keys import ensure_identity
 
-    key_dir = Path(key_dir)
-    identity = load_identity(key_dir) if key_dir.exists() and any(key_dir.iterdir()) else init_identity(key_dir)
+    identity = ensure_identity(key_dir)
     payload = new_payload()
     generation = {k: report.get(k) for k in ("generator", "generator_version", "checkpoint_sha256",
                                               "resolution", "n_frames", "retargeted")}
@@ -258,4 +257,4 @@ def sign_render(out: Path, report: dict, source, driver, key_dir, store, crf: in
                            actions=("created", "watermarked"),
                            payload=payload, store=store)
     return {"signed": True, "payload": signed["payload"], "manifest_label": signed["manifest_label"],
-            "psnr_db": wm["psnr_db"], "key_dir": str(key_dir), "store": str(store) if store else None}
+            "psnr_db": wm["psnr_db"], "key_dir": str(identity.key_dir), "store": str(store) if store else None}

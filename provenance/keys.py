@@ -192,6 +192,17 @@ def load_identity(key_dir: str | os.PathLike) -> Identity:
                     subject=_subject(chain))
 
 
+def ensure_identity(key_dir: str | os.PathLike) -> Identity:
+    """The identity in ``key_dir``, created there first (directory 0700) when it holds none yet."""
+    key_dir = Path(key_dir)
+    if any((key_dir / n).exists() for n in (CA_CERT, SIGNER_CERT, SIGNER_KEY, CHAIN)):
+        return load_identity(key_dir)
+    log.info("creating a signing identity in %s", key_dir)
+    identity = init_identity(key_dir)
+    os.chmod(key_dir, 0o700)
+    return identity
+
+
 def identity_from_files(chain_pem: str | os.PathLike, key_pem: str | os.PathLike,
                         ca_pem: str | os.PathLike | None = None) -> Identity:
     """Bring your own chain (signer first) and ES256 key."""

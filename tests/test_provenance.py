@@ -407,3 +407,17 @@ def test_damaged_unsigned_file_is_never_called_tampered(media_dir, tmp_path, ext
             assert "unreadable media" in str(e) or "not a supported" in str(e)
             continue
         assert res["verdict"] in ("none", "watermark_only"), res    # it never had a manifest
+
+
+def test_ensure_identity_creates_once_then_loads(tmp_path):
+    import stat
+
+    from provenance.keys import CA_CERT, SIGNER_KEY, ensure_identity
+
+    key_dir = tmp_path / "keys"
+    first = ensure_identity(key_dir)
+    assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((key_dir / SIGNER_KEY).stat().st_mode) == 0o600
+    ca = (key_dir / CA_CERT).read_bytes()
+    second = ensure_identity(key_dir)  # loads, never overwrites
+    assert (key_dir / CA_CERT).read_bytes() == ca and second.subject == first.subject

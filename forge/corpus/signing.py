@@ -5,8 +5,6 @@ actions and ingredients, recording in the corpus store, and verification.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -14,6 +12,7 @@ import numpy as np
 
 from forge.common import get_logger
 from forge.corpus.splits import file_lock
+from provenance.store import payload_hex  # noqa: F401  (re-exported for the corpus builder)
 
 log = get_logger("corpus.signing")
 
@@ -35,16 +34,10 @@ class CorpusProvenance:
     @property
     def identity(self):
         if self._identity is None:
-            from provenance.keys import init_identity, load_identity
+            from provenance.keys import ensure_identity
 
-            with file_lock(self.corpus / ".keys.lock"):
-                if _has_identity(self.key_dir):
-                    self._identity = load_identity(self.key_dir)
-                else:
-                    log.info("creating a signing identity in %s", self.key_dir)
-                    self._identity = init_identity(self.key_dir)
-                    with contextlib.suppress(OSError):
-                        os.chmod(self.key_dir, 0o700)
+            with file_lock(self.corpus / ".keys.lock"):  # shards may start at once
+                self._identity = ensure_identity(self.key_dir)
         return self._identity
 
     @property
@@ -92,15 +85,3 @@ class CorpusProvenance:
 
         return str(verify_file(path, trust_anchors=self.trust_anchors, store=self.store,
                                decode_watermark=decode_watermark)["verdict"])
-
-
-def _has_identity(key_dir: Path) -> bool:
-    """Whether ``key_dir`` already holds an identity (any of the files init_identity writes)."""
-    from provenance import keys
-
-    names = [getattr(keys, n) for n in ("CA_CERT", "SIGNER_CERT", "SIGNER_KEY", "CHAIN") if hasattr(keys, n)]
-    return any((key_dir / n).exists() for n in names)
-
-
-def payload_hex(payload: int | None) -> str | None:
-    return None if payload is None else f"{int(payload):016x}"
