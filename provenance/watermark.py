@@ -20,11 +20,13 @@ is one inverse FFT. Candidates are read out: soft code bits -> soft Viterbi -> C
 
 Statistics. Under the null (no watermark, or another key) the phases are uniform, so the sync score at
 one (scale, shift) is a sum of independent terms of variance 1/2: ``z = S / sqrt(n_sync / 2)``, and a
-random word passes the CRC with probability 2**-16, independently of the sync dimensions. Two families
+random word passes the CRC with probability 2**-16, independently of the sync dimensions. Three families
 of hypotheses are tested: A, the original tile phase at six common scales (re-encoded or resized but
-not cropped files), ``p_A = 6 min Q(z) 2**-16`` over candidates whose CRC passes; B, the full search
-over ~130 coarse + refined scales and all P*P shifts, ``p_B = min(1, M Q(z)) k 2**-16`` (M pairs
-tested, k = 27 candidates read: the 3 best peaks and their 3 x 3 shift neighbourhoods). ``p = 2 min(p_A, p_B)`` (Bonferroni). A payload is reported only when the
+not cropped files), ``p_A = 6 min Q(z) 2**-16`` over candidates whose CRC passes; C, the same six
+scales at every tile phase (cropped files, M = 6 P*P); B, the full search over ~130 coarse + refined
+scales and all P*P shifts. For C and B, ``p = min(1, M Q(z)) k 2**-16`` (M pairs tested, k = 30
+candidates read: the 3 best peaks at their sub-pixel position and their 3 x 3 integer neighbourhoods).
+The reported read is the best CRC-passing one, ``p = 3 p_family`` (Bonferroni). A payload is reported only when the
 CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction, and
 ``benchmarks/watermark.py`` checks it on real frames.
 """
@@ -44,6 +46,7 @@ from . import ecc
 
 ALG_NAME = "org.faceforge.watermark.tiled-ss.v1"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+N_FAMILIES = 3  # A: common scales, tile phase 0; C: common scales, any phase; B: full search (Bonferroni)
 ANCHOR_SCALES = (1.0, 0.5, 0.75, 2.0 / 3.0, 1.5, 2.0)  # family A: common resize factors, tile phase 0
 NEIGHBOURS = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
@@ -91,7 +94,7 @@ class WatermarkResult:
     p_value: float                        # probability of a score this high with no watermark
     z: float                              # sync z-score at the chosen (scale, shift)
     scale: float                          # estimated resize factor (1.0 = original size)
-    shift: tuple[int, int]                # tile phase (dy, dx) in resampled pixels
+    shift: tuple[float, float]            # tile phase (dy, dx) in resampled pixels (sub-pixel)
     bit_errors: int | None                # hard code-bit errors corrected by the ECC (when decoded)
     n_frames: int
     tests: int                            # M: (scale, shift) pairs searched
@@ -478,25 +481,79 @@ def _read(phases: np.ndarray, z: float, scale: float, shift: tuple[int, int], cf
     return _Read(z, scale, shift, payload, errors, raw)
 
 
-def _anchored(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read]:
-    """Family A: the tile phase (0, 0) at the common scales (no crop). p = |A| min Q(z) 2^-16."""
+def _anchored(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, list]:
+    """Family A: the tile phase (0, 0) at the common scales (no crop). p = |A| min Q(z) 2^-16.
+    Also returns each scale's (phases, sync map) for family C."""
     P = cfg.tile
-    best_p, best = 1.0, None
+    best_p, best, maps = 1.0, None, []
     for s in ANCHOR_SCALES:
         if min(y.shape) / s < P / 4:
             continue
         ph = _phases(y, s, cfg, pat)
-        z = float(_sync_map(ph, cfg, pat)[0, 0])
+        zmap = _sync_map(ph, cfg, pat)
+        maps.append((float(s), ph, zmap))
+        z = float(zmap[0, 0])
         r = _read(ph, z, s, (0, 0), cfg, pat)
         p = _norm_tail(z) * (2.0 ** -ecc.CRC_BITS if r.payload is not None else 1.0)
         if best is None or p < best_p:
             best_p, best = p, r
-    return min(1.0, len(ANCHOR_SCALES) * best_p), best
+    return min(1.0, len(ANCHOR_SCALES) * best_p), best, maps
+
+
+def _subpixel(zmap: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    """Sub-pixel peak of the (cyclic) sync map around (i, j): a parabola through each axis's 3 values."""
+    P = zmap.shape[0]
+
+    def vertex(a, b, c):
+        den = a - 2 * b + c
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+    dy = vertex(zmap[(i - 1) % P, j], zmap[i, j], zmap[(i + 1) % P, j])
+    dx = vertex(zmap[i, (j - 1) % P], zmap[i, j], zmap[i, (j + 1) % P])
+    return i + dy, j + dx
+
+
+def _read_peaks(cands: list, m_tests: int, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read]:
+    """Read the ``read_top`` strongest distinct (scale, peak) candidates through Viterbi + CRC: each
+    at its sub-pixel peak, then its 3 x 3 integer neighbourhood (the sync peak is broad). p =
+    min(1, M Q(z)), times k 2^-16 when one of the k reads passes the CRC."""
+    P = cfg.tile
+    cands = sorted(cands, key=lambda c: -c[0])
+    read, seen = [], set()
+    for c in cands:                                             # strongest distinct candidates ...
+        key = (round(c[1], 2), c[2])
+        if key not in seen:
+            seen.add(key)
+            read.append(c)
+        if len(read) >= cfg.read_top:
+            break
+    k = len(read) * (1 + len(NEIGHBOURS))
+    for z0, s, (sy, sx), ph, zmap in read:
+        shifts = [_subpixel(zmap, sy, sx)] + [((sy + dy) % P, (sx + dx) % P) for dy, dx in NEIGHBOURS]
+        for shift in shifts:
+            z = float(zmap[int(round(shift[0])) % P, int(round(shift[1])) % P])
+            r = _read(ph, z, s, shift, cfg, pat)
+            if r.payload is not None:
+                return min(1.0, m_tests * _norm_tail(z)) * k * 2.0 ** -ecc.CRC_BITS, r
+    z, s, shift, ph, zmap = read[0]
+    return min(1.0, m_tests * _norm_tail(z)), _read(ph, z, s, _subpixel(zmap, *shift), cfg, pat)
+
+
+def _peak(s: float, ph: np.ndarray, zmap: np.ndarray) -> tuple:
+    i = int(np.argmax(zmap))
+    P = zmap.shape[0]
+    return float(zmap.flat[i]), float(s), (i // P, i % P), ph, zmap
+
+
+def _cropped(maps: list, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, int]:
+    """Family C: the common scales (as family A) but every tile phase (cropped, maybe resized files)."""
+    P = cfg.tile
+    return (*_read_peaks([_peak(s, ph, zmap) for s, ph, zmap in maps], len(maps) * P * P, cfg, pat),
+            len(maps) * P * P)
 
 
 def _searched(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, int]:
-    """Family B: every scale of the grid (coarse, then refined) and every tile phase.
-    p = min(1, M Q(z)) (k 2^-16 when one of the k candidates read passes the CRC)."""
+    """Family B: every scale of the grid (coarse, then refined) and every tile phase."""
     P = cfg.tile
     coarse = []  # (z, scale)
     for s in _scale_grid(cfg):
@@ -510,66 +567,53 @@ def _searched(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float
     k = int(round(cfg.refine_span / cfg.refine_step))
     for _, s0 in coarse[:cfg.refine_top]:
         fine.update(np.round(s0 * (1 + cfg.refine_step * np.arange(-k, k + 1)), 6).tolist())
-    cands = []  # (z, scale, shift, phases, zmap)
+        fine.update(a for a in ANCHOR_SCALES if abs(a / s0 - 1) <= cfg.refine_span)
+    cands = []
     for s in sorted(fine):
         if min(y.shape) / s < P / 4:
             continue
         ph = _phases(y, s, cfg, pat)
-        zmap = _sync_map(ph, cfg, pat)
-        i = int(np.argmax(zmap))
-        cands.append((float(zmap.flat[i]), float(s), (i // P, i % P), ph, zmap))
+        cands.append(_peak(s, ph, _sync_map(ph, cfg, pat)))
         tests += 1
     if not cands:
         raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
     m_tests = tests * P * P
-    cands.sort(key=lambda c: -c[0])
-    read, seen = [], set()
-    for c in cands:                                             # strongest distinct candidates ...
-        key = (round(c[1], 2), c[2])
-        if key not in seen:
-            seen.add(key)
-            read.append(c)
-        if len(read) >= cfg.read_top:
-            break
-    k = len(read) * len(NEIGHBOURS)                             # ... each with its 3 x 3 shift neighbourhood
-    for z0, s, (sy, sx), ph, zmap in read:                      # (the sync peak is broad: +-1 px)
-        for dy, dx in NEIGHBOURS:
-            shift = ((sy + dy) % P, (sx + dx) % P)
-            z = float(zmap[shift])
-            r = _read(ph, z, s, shift, cfg, pat)
-            if r.payload is not None:
-                return min(1.0, m_tests * _norm_tail(z)) * k * 2.0 ** -ecc.CRC_BITS, r, m_tests
-    z, s, shift, ph, _ = read[0]
-    return min(1.0, m_tests * _norm_tail(z)), _read(ph, z, s, shift, cfg, pat), m_tests
+    return (*_read_peaks(cands, m_tests, cfg, pat), m_tests)
 
 
 def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True) -> WatermarkResult:
     """Look for our watermark in one image or a clip (frames averaged); see the module docstring.
 
-    Two hypothesis families are tested and Bonferroni-combined (p = 2 min(p_A, p_B)): A, the
-    original tile phase at a few common scales (files that were re-encoded or resized but not
-    cropped), and B, the full scale x phase search. B is skipped when A alone is conclusive."""
+    Three hypothesis families are tested and Bonferroni-combined (see the module docstring): A, the
+    original tile phase at a few common scales (re-encoded or resized files); C, those scales at every
+    tile phase (cropped files); B, the full scale x phase search. Later families are skipped once an
+    earlier one is conclusive.
+    """
     cfg = cfg or WatermarkConfig()
     arr, _ = _as_frames(frames)
     pat = _pattern(cfg)
     y = _luma(arr)
     y -= y.mean()
-    p_a, r = _anchored(y, cfg, pat)
-    tests = len(ANCHOR_SCALES)
-    p = min(1.0, 2.0 * p_a)
-    if search and not (r is not None and r.payload is not None and p < cfg.alpha):
-        p_b, r_b, m = _searched(y, cfg, pat)
-        tests += m
-        if r is None or p_b < p_a or (r.payload is None and r_b.payload is not None and p_b <= p_a * 10):
-            r = r_b
-        p = min(1.0, 2.0 * min(p_a, p_b))
-    if r is None:
+    p_a, r_a, maps = _anchored(y, cfg, pat)
+    if r_a is None:
         raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
+    tests = len(maps)
+    reads = [(p_a, r_a)]
+    families = (lambda: _cropped(maps, cfg, pat), lambda: _searched(y, cfg, pat)) if search else ()
+    for family in families:
+        if r_a.payload is not None and N_FAMILIES * p_a < cfg.alpha:
+            break                                               # conclusive: no need to search further
+        p_f, r_f, m = family()
+        tests += m
+        reads.append((p_f, r_f))
+        p_a, r_a = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
+    p = min(1.0, N_FAMILIES * p_a)
+    r = r_a
     detected = r.payload is not None and p < cfg.alpha
     extras = {"raw_payload": None if r.raw is None else f"{r.raw:016x}"}
     if r.payload is not None and not detected:
         extras["candidate_payload"] = f"{r.payload:016x}"
     return WatermarkResult(payload=r.payload if detected else None, detected=detected, confidence=1.0 - p,
-                           p_value=p, z=r.z, scale=r.scale, shift=r.shift,
+                           p_value=p, z=r.z, scale=r.scale, shift=tuple(round(float(v), 2) for v in r.shift),
                            bit_errors=r.bit_errors if detected else None, n_frames=len(arr), tests=tests,
                            crc_ok=r.payload is not None, extras=extras)
