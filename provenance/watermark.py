@@ -432,7 +432,7 @@ def _sync_map(phases: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> np.nda
     return S / math.sqrt(len(pat.sync_dims) / 2.0)
 
 
-def _soft_bits(spectrum: np.ndarray, shift: tuple[int, int], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
+def _soft_bits(spectrum: np.ndarray, shift: tuple[float, float], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
     """Soft code bits at one (scale, shift). Bins are weighted by 1/|F|^gamma on top of the phase:
     after host-aware embedding the bins the embedder could align are the quiet ones. (The CRC, not
     these weights, controls false positives, so the weighting cannot bias the p-value.)"""
@@ -468,13 +468,13 @@ class _Read:
 
     z: float
     scale: float
-    shift: tuple[int, int]
+    shift: tuple[float, float]
     payload: int | None
     bit_errors: int | None
     raw: int | None = None      # decoded payload bits even when the CRC fails (bit-accuracy stats)
 
 
-def _read(phases: np.ndarray, z: float, scale: float, shift: tuple[int, int], cfg, pat) -> _Read:
+def _read(phases: np.ndarray, z: float, scale: float, shift: tuple[float, float], cfg, pat) -> _Read:
     soft = _soft_bits(phases, shift, cfg, pat)
     payload, raw, recoded = ecc.decode_full(soft)
     errors = int(np.sum((soft < 0) != (recoded == 1))) if payload is not None else None
@@ -483,7 +483,7 @@ def _read(phases: np.ndarray, z: float, scale: float, shift: tuple[int, int], cf
 
 def _anchored(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, list]:
     """Family A: the tile phase (0, 0) at the common scales (no crop). p = |A| min Q(z) 2^-16.
-    Also returns each scale's (phases, sync map) for family C."""
+    Also returns each scale's (scale, phases, sync map) for family C."""
     P = cfg.tile
     best_p, best, maps = 1.0, None, []
     for s in ANCHOR_SCALES:
@@ -528,15 +528,16 @@ def _read_peaks(cands: list, m_tests: int, cfg: WatermarkConfig, pat: _Pattern) 
         if len(read) >= cfg.read_top:
             break
     k = len(read) * (1 + len(NEIGHBOURS))
-    for z0, s, (sy, sx), ph, zmap in read:
+    first = None                                                # the strongest peak's sub-pixel read
+    for _, s, (sy, sx), ph, zmap in read:
         shifts = [_subpixel(zmap, sy, sx)] + [((sy + dy) % P, (sx + dx) % P) for dy, dx in NEIGHBOURS]
         for shift in shifts:
             z = float(zmap[int(round(shift[0])) % P, int(round(shift[1])) % P])
             r = _read(ph, z, s, shift, cfg, pat)
+            first = first or r
             if r.payload is not None:
                 return min(1.0, m_tests * _norm_tail(z)) * k * 2.0 ** -ecc.CRC_BITS, r
-    z, s, shift, ph, zmap = read[0]
-    return min(1.0, m_tests * _norm_tail(z)), _read(ph, z, s, _subpixel(zmap, *shift), cfg, pat)
+    return min(1.0, m_tests * _norm_tail(first.z)), first
 
 
 def _peak(s: float, ph: np.ndarray, zmap: np.ndarray) -> tuple:
@@ -547,9 +548,8 @@ def _peak(s: float, ph: np.ndarray, zmap: np.ndarray) -> tuple:
 
 def _cropped(maps: list, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, int]:
     """Family C: the common scales (as family A) but every tile phase (cropped, maybe resized files)."""
-    P = cfg.tile
-    return (*_read_peaks([_peak(s, ph, zmap) for s, ph, zmap in maps], len(maps) * P * P, cfg, pat),
-            len(maps) * P * P)
+    m_tests = len(maps) * cfg.tile ** 2
+    return (*_read_peaks([_peak(s, ph, zmap) for s, ph, zmap in maps], m_tests, cfg, pat), m_tests)
 
 
 def _searched(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float, _Read, int]:
@@ -594,21 +594,20 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True) -> W
     pat = _pattern(cfg)
     y = _luma(arr)
     y -= y.mean()
-    p_a, r_a, maps = _anchored(y, cfg, pat)
-    if r_a is None:
+    p_r, r, maps = _anchored(y, cfg, pat)                      # (p, read) of the best family so far
+    if r is None:
         raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
     tests = len(maps)
-    reads = [(p_a, r_a)]
+    reads = [(p_r, r)]
     families = (lambda: _cropped(maps, cfg, pat), lambda: _searched(y, cfg, pat)) if search else ()
     for family in families:
-        if r_a.payload is not None and N_FAMILIES * p_a < cfg.alpha:
+        if r.payload is not None and N_FAMILIES * p_r < cfg.alpha:
             break                                               # conclusive: no need to search further
         p_f, r_f, m = family()
         tests += m
         reads.append((p_f, r_f))
-        p_a, r_a = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
-    p = min(1.0, N_FAMILIES * p_a)
-    r = r_a
+        p_r, r = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
+    p = min(1.0, N_FAMILIES * p_r)
     detected = r.payload is not None and p < cfg.alpha
     extras = {"raw_payload": None if r.raw is None else f"{r.raw:016x}"}
     if r.payload is not None and not detected:
