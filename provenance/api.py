@@ -6,7 +6,8 @@ Verdicts of :func:`verify_file` (``result["verdict"]``), from strongest to weake
 ``trusted``            manifest valid, content hashes match, chain ends in a configured anchor
 ``valid_untrusted``    manifest valid and content intact, but the chain ends in no trusted anchor
 ``tampered``           a manifest is present but a hash / signature failed, or it is unreadable
-``stripped_recovered`` no manifest; our watermark decoded and the store returned the original record
+``stripped_recovered`` no manifest; our watermark decoded (or matched to a store payload) and the store
+                       returned the original record
 ``watermark_only``     no manifest; our watermark decoded, but no store (or no record) to recover from
 ``none``               no manifest and no watermark: no provenance found
 =====================  ==========================================================================
@@ -264,8 +265,8 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
             out["warnings"].append(f"c2pa could not parse the file: {e}")
 
     wm = None
-    if decode_watermark:
-        wm = _decode_watermark(path, out)
+    if decode_watermark:                # no manifest + a store: its payloads may be matched (family M)
+        wm = _decode_watermark(path, out, store if report is None else None)
     if report is not None:
         out["manifest"] = _summary(report.active)
         out["validation"] = {"state": report.state, "failures": list(report.failures),
@@ -306,7 +307,8 @@ def _signer_name(active: dict) -> str:
     return info.get("common_name") or info.get("issuer") or "an unknown signer"
 
 
-def _decode_watermark(path: Path, out: dict):
+def _decode_watermark(path: Path, out: dict, store=None):
+    """Blind decode; with a store, also test the payloads it holds (found where blind reading fails)."""
     from . import watermark
 
     try:
@@ -314,7 +316,11 @@ def _decode_watermark(path: Path, out: dict):
     except FaceforgeError as e:
         out["warnings"].append(f"pixels not decodable, watermark not checked: {e}")
         return None
-    wm = watermark.decode(frames)
+    candidates = None
+    if store is not None:
+        with _open_store(store) as st:
+            candidates = st.payloads()
+    wm = watermark.decode(frames, candidates=candidates)
     out["watermark"] = wm.to_dict()
     return wm
 
@@ -330,9 +336,11 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
     if wm is not None and wm.detected:
         if records:
             rec = records[0]
+            how = (f"matches the stored render {Path(rec['path']).name}" if wm.extras.get("method") != "matched"
+                   else f"(matched among the store's {wm.extras.get('match_candidates')} payloads) "
+                        f"is the stored render {Path(rec['path']).name}")
             out.update(verdict="stripped_recovered",
-                       reason=f"no manifest; watermark {payload_hex(wm.payload)} (p={wm.p_value:.1e}) "
-                              f"matches the stored render {Path(rec['path']).name}",
+                       reason=f"no manifest; watermark {payload_hex(wm.payload)} (p={wm.p_value:.1e}) {how}",
                        store={"matched_by": "watermark_payload", "record": _record_view(rec),
                               "n_records": len(records)})
             out["manifest"] = _summary(rec.get("manifest") or {})
@@ -341,11 +349,22 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
                        reason=f"no manifest; faceforge watermark {payload_hex(wm.payload)} "
                               f"(p={wm.p_value:.1e}) found" + ("" if store is not None else ", no store given")
                               + (", no record for it in the store" if store is not None else ""))
+    elif wm is not None and wm.p_value < _alpha():               # the sync word is there, the payload not
+        out.update(verdict="none", reason=f"no C2PA manifest; a faceforge watermark is present (p={wm.p_value:.1e}) "
+                                          "but its payload is unreadable"
+                                          + (", and it matches none of the store's payloads" if store is not None
+                                             else "; a store of the signed renders might still match it"))
     else:
         out.update(verdict="none", reason="no C2PA manifest and no faceforge watermark")
     if hints and out["verdict"] != "stripped_recovered":
         out["store"] = {"matched_by": None, "phash_hints": [
             {"path": h["path"], "phash_distance": h["phash_distance"], "payload": h["payload"]} for h in hints]}
+
+
+def _alpha() -> float:
+    from .watermark import WatermarkConfig
+
+    return WatermarkConfig().alpha
 
 
 def _record_view(rec: dict) -> dict:

@@ -99,6 +99,28 @@ def encode(payload: int) -> np.ndarray:
     return conv_encode(info)
 
 
+def encode_many(payloads) -> np.ndarray:
+    """Vectorised :func:`encode`: (N,) unsigned 64-bit payloads -> (N, 172) code bits (uint8)."""
+    pay = np.asarray(payloads, dtype=np.uint64).reshape(-1)
+    n = len(pay)
+    shifts = np.arange(PAYLOAD_BITS - 1, -1, -1, dtype=np.uint64)
+    pbits = ((pay[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8)      # (N, 64) MSB first
+    crc = np.full(n, 0xFFFF, dtype=np.uint32)                                           # CRC-16/CCITT-FALSE
+    for i in range(PAYLOAD_BITS):
+        top = (crc >> 15) & 1
+        crc = (crc << 1) & 0xFFFF
+        crc ^= np.where((top ^ pbits[:, i]) == 1, 0x1021, 0).astype(np.uint32)
+    cbits = ((crc[:, None] >> np.arange(CRC_BITS - 1, -1, -1)[None, :]) & 1).astype(np.uint8)
+    info = np.concatenate([pbits, cbits, np.zeros((n, TAIL), np.uint8)], axis=1)        # (N, 86)
+    out = np.empty((n, info.shape[1], len(POLYS)), np.uint8)
+    state = np.zeros(n, dtype=np.int64)
+    for t in range(info.shape[1]):
+        b = info[:, t]
+        out[:, t] = _OUT[state, b]
+        state = _NEXT[state, b]
+    return out.reshape(n, -1)
+
+
 def decode_full(soft: np.ndarray) -> tuple[int | None, int, np.ndarray]:
     """Soft code values (172,) -> (payload or None when the CRC fails, the 64 decoded payload bits
     as an int whatever the CRC says (for bit-accuracy statistics), re-encoded code bits)."""

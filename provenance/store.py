@@ -107,6 +107,11 @@ class Store:
         rows = self._rows("SELECT * FROM renders WHERE payload = ? ORDER BY id", (payload_hex(payload),))
         return sorted(rows, key=lambda r: "created" not in (r.get("actions") or []))
 
+    def payloads(self) -> list[int]:
+        """Every distinct watermark payload recorded (the candidates of a store-assisted decode)."""
+        return [int(r[0], 16) for r in
+                self._db.execute("SELECT DISTINCT payload FROM renders WHERE payload IS NOT NULL")]
+
     def by_sha256(self, sha256: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM renders WHERE sha256 = ? ORDER BY id", (sha256,))
 

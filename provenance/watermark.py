@@ -29,6 +29,14 @@ candidates read: the 3 best peaks at their sub-pixel position and their 3 x 3 in
 The reported read is the best CRC-passing one, ``p = 3 p_family`` (Bonferroni). A payload is reported only when the
 CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction, and
 ``benchmarks/watermark.py`` checks it on real frames.
+
+Store-assisted detection (family M, ``decode(..., candidates=...)``). Blind reading needs all 80
+information bits; a provenance store only asks "is one of *these* N payloads here?". Each known
+payload's code word is correlated with the code dimensions at G geometries chosen from the sync
+maps (so independent of those dimensions under the null): ``z = sum / sqrt(n_code / 2)``,
+``p = min(1, G N Q(z))``, and the Bonferroni factor becomes 4. This uses the payload's whole energy
+as one statistic (about 1.7x the sync z), so a crop or a codec that leaves the sync word but flips
+15-25 % of the code bits is still recognised; a payload not in the store is never invented.
 """
 
 from __future__ import annotations
@@ -84,6 +92,8 @@ class WatermarkConfig:
     soft_weight_gamma: float = 0.0        # code-bit soft values weighted by 1/|F|^gamma (0 = phase only)
     read_top: int = 3                     # (scale, shift) candidates read through Viterbi + CRC
     alpha: float = 1e-6                   # detection threshold on the p-value
+    match_ratio: float = 0.5              # store match: share of the sync-predicted code signal required
+    match_chunk: int = 65536              # store match: candidates scored per block (memory bound)
 
 
 @dataclass(frozen=True)
@@ -436,14 +446,21 @@ def _soft_bits(spectrum: np.ndarray, shift: tuple[float, float], cfg: WatermarkC
     """Soft code bits at one (scale, shift). Bins are weighted by 1/|F|^gamma on top of the phase:
     after host-aware embedding the bins the embedder could align are the quiet ones. (The CRC, not
     these weights, controls false positives, so the weighting cannot bias the p-value.)"""
-    P = cfg.tile
-    dy, dx = shift
     mag = np.abs(spectrum)
     w = 1.0 / np.maximum(mag, 1e-9 * mag.max() + 1e-12) ** cfg.soft_weight_gamma
     phases = spectrum / np.maximum(mag, 1e-12) * (w / w.mean())
-    aligned = phases * np.exp(2j * np.pi * (pat.bins_u * dy + pat.bins_v * dx) / P)   # undo the shift
+    aligned = phases * _shift_ramp(shift, cfg, pat)                                    # undo the shift
     per_dim = np.where(pat.dim_part == 0, aligned[pat.dim_bin].real, aligned[pat.dim_bin].imag) * pat.dim_sign
     return np.array([per_dim[d].sum() for d in pat.code_dims])                         # (172,)
+
+
+def _shift_ramp(shift: tuple[float, float], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
+    """exp(+2 pi i (u dy + v dx) / P) per band bin, with *signed* frequencies so that a sub-pixel
+    shift is undone correctly (bin indices P - f stand for -f): (B,) complex."""
+    P = cfg.tile
+    fu = np.where(pat.bins_u > P // 2, pat.bins_u - P, pat.bins_u)
+    fv = np.where(pat.bins_v > P // 2, pat.bins_v - P, pat.bins_v)
+    return np.exp(2j * np.pi * (fu * shift[0] + fv * shift[1]) / P)
 
 
 def _norm_tail(z: float) -> float:
@@ -581,19 +598,99 @@ def _searched(y: np.ndarray, cfg: WatermarkConfig, pat: _Pattern) -> tuple[float
     return (*_read_peaks(cands, m_tests, cfg, pat), m_tests)
 
 
-def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True) -> WatermarkResult:
+@functools.lru_cache(maxsize=8)
+def _code_layout(cfg: WatermarkConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(dims carrying code bits, the code bit each of them carries): two (n_code,) int arrays."""
+    pat = _pattern(cfg)
+    dims = np.concatenate(pat.code_dims)
+    bit = np.concatenate([np.full(len(d), j) for j, d in enumerate(pat.code_dims)])
+    return dims, bit
+
+
+def _matched(y: np.ndarray, geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
+             pat: _Pattern) -> tuple[float, _Read | None, int]:
+    """Family M (store-assisted): is one of N *known* payloads in the image?
+
+    Instead of decoding 80 unknown bits, every candidate's code word is correlated with the code
+    dimensions at a few geometries G (each common scale at tile phase 0 and at its sync peak, and
+    the full search's best read), which uses the whole payload energy as one detection statistic.
+    Under the null (no watermark) the code-dimension phases are uniform and independent of the sync
+    dimensions that chose the geometries, so each score is N(0, 1) and ``p = min(1, G N Q(z))``.
+    A payload other than the candidate's would correlate with it by chance only (the codes of random
+    64-bit payloads are near-orthogonal); as a guard, the match must also carry at least
+    ``match_ratio`` of the code signal that the sync word at that geometry predicts."""
+    dims, bit = _code_layout(cfg)
+    n_code, n_sync = len(dims), len(pat.sync_dims)
+    values, expect = [], []                                      # per geometry: (n_code,), predicted z
+    for s, shift, ph, z_sync in geoms:
+        a = ph / np.maximum(np.abs(ph), 1e-12) * _shift_ramp(shift, cfg, pat)
+        per_dim = np.where(pat.dim_part == 0, a[pat.dim_bin].real, a[pat.dim_bin].imag) * pat.dim_sign
+        values.append(per_dim[dims])
+        expect.append(z_sync * math.sqrt(n_code / n_sync))
+    V = np.stack(values, axis=1).astype(np.float32) / math.sqrt(n_code / 2.0)           # (n_code, G)
+    best = (-np.inf, 0, 0)                                       # (z, candidate index, geometry)
+    for start in range(0, len(candidates), cfg.match_chunk):
+        code = ecc.encode_many(candidates[start:start + cfg.match_chunk])               # (n, 172)
+        Z = (1.0 - 2.0 * code[:, bit].astype(np.float32)) @ V                          # (n, G) z-scores
+        i, g = np.unravel_index(int(np.argmax(Z)), Z.shape)
+        if Z[i, g] > best[0]:
+            best = (float(Z[i, g]), start + int(i), int(g))
+    z, i, g = best
+    m_tests = len(geoms) * len(candidates)
+    p = min(1.0, m_tests * _norm_tail(z))
+    s, shift, _, z_sync = geoms[g]
+    if z < cfg.match_ratio * expect[g]:                          # a different payload's partial echo
+        return 1.0, None, len(geoms)
+    return p, _Read(z_sync, s, shift, int(candidates[i]), None, None), len(geoms)
+
+
+def _match_geometries(y: np.ndarray, maps: list, reads: list, cfg: WatermarkConfig, pat: _Pattern) -> list:
+    """(scale, shift, phases, sync z) to test the known payloads at: each common scale at tile phase
+    0, at its sync peak's integer and sub-pixel position, and the geometries of the blind reads."""
+    P = cfg.tile
+    out, seen = [], set()
+
+    def add(s, shift, ph, zmap):
+        key = (round(s, 5), round(float(shift[0]), 2), round(float(shift[1]), 2))
+        if key not in seen:
+            seen.add(key)
+            out.append((s, (float(shift[0]), float(shift[1])), ph,
+                        float(zmap[int(round(shift[0])) % P, int(round(shift[1])) % P])))
+
+    for s, ph, zmap in maps:
+        i = int(np.argmax(zmap))
+        add(s, (0, 0), ph, zmap)
+        add(s, (i // P, i % P), ph, zmap)
+        add(s, _subpixel(zmap, i // P, i % P), ph, zmap)
+    for _, r in reads:
+        if r is not None and not any(abs(r.scale - s) < 1e-9 for s, _, _ in maps):
+            ph = _phases(y, r.scale, cfg, pat)
+            zmap = _sync_map(ph, cfg, pat)
+            add(r.scale, r.shift, ph, zmap)
+            add(r.scale, (round(r.shift[0]) % P, round(r.shift[1]) % P), ph, zmap)
+    return out
+
+
+def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
+           candidates=None) -> WatermarkResult:
     """Look for our watermark in one image or a clip (frames averaged); see the module docstring.
 
     Three hypothesis families are tested and Bonferroni-combined (see the module docstring): A, the
     original tile phase at a few common scales (re-encoded or resized files); C, those scales at every
     tile phase (cropped files); B, the full scale x phase search. Later families are skipped once an
-    earlier one is conclusive.
+    earlier one is conclusive. ``candidates`` (the payloads a provenance store knows, any number)
+    adds family M, tried only when blind decoding is not conclusive: is one of *those* payloads
+    present (see :func:`_matched`)? ``extras['method']`` says which way the payload was found.
     """
     cfg = cfg or WatermarkConfig()
     arr, _ = _as_frames(frames)
     pat = _pattern(cfg)
     y = _luma(arr)
     y -= y.mean()
+    cand = None
+    if candidates is not None:
+        cand = np.unique(np.asarray([int(c) for c in candidates], dtype=np.uint64))
+    n_families = N_FAMILIES + (cand is not None)
     p_r, r, maps = _anchored(y, cfg, pat)                      # (p, read) of the best family so far
     if r is None:
         raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
@@ -601,15 +698,25 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True) -> W
     reads = [(p_r, r)]
     families = (lambda: _cropped(maps, cfg, pat), lambda: _searched(y, cfg, pat)) if search else ()
     for family in families:
-        if r.payload is not None and N_FAMILIES * p_r < cfg.alpha:
+        if r.payload is not None and n_families * p_r < cfg.alpha:
             break                                               # conclusive: no need to search further
         p_f, r_f, m = family()
         tests += m
         reads.append((p_f, r_f))
         p_r, r = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
-    p = min(1.0, N_FAMILIES * p_r)
+    method = "blind"
+    extras = {}
+    if cand is not None and len(cand) and not (r.payload is not None and n_families * p_r < cfg.alpha):
+        geoms = _match_geometries(y, maps, reads, cfg, pat)
+        p_m, r_m, m = _matched(y, geoms, cand, cfg, pat)
+        tests += m
+        extras.update(match_candidates=int(len(cand)), match_geometries=len(geoms))
+        if r_m is not None and n_families * p_m < cfg.alpha:
+            p_r, r, method = p_m, r_m, "matched"
+    p = min(1.0, n_families * p_r)
     detected = r.payload is not None and p < cfg.alpha
-    extras = {"raw_payload": None if r.raw is None else f"{r.raw:016x}"}
+    extras = {"method": method if detected else None,
+              "raw_payload": None if r.raw is None else f"{r.raw:016x}", **extras}
     if r.payload is not None and not detected:
         extras["candidate_payload"] = f"{r.payload:016x}"
     return WatermarkResult(payload=r.payload if detected else None, detected=detected, confidence=1.0 - p,

@@ -246,6 +246,23 @@ def test_reencoded_file_is_stripped_and_recovered(signed, tmp_path):
     assert api.verify_file(stripped)["verdict"] == "watermark_only"
 
 
+def test_heavily_recompressed_copy_is_recovered_by_store_match(signed, tmp_path):
+    # JPEG q20 of the watermarked portrait: the sync word is found but the payload bits are not
+    # readable; the store's payloads are matched instead.
+    from PIL import Image
+
+    copy = tmp_path / "q20.jpg"
+    Image.open(signed["files"]["png"]).save(copy, quality=20)
+    alone = api.verify_file(copy)
+    assert alone["verdict"] == "none" and "payload is unreadable" in alone["reason"]
+    res = api.verify_file(copy, store=signed["store"])
+    assert res["verdict"] == "stripped_recovered", res["reason"]
+    assert res["watermark"]["extras"]["method"] == "matched" and res["watermark"]["p_value"] < 1e-6
+    assert res["store"]["record"]["payload"] == f"{PAYLOAD:016x}" and "matched among" in res["reason"]
+    with Store(signed["store"]) as st:
+        assert st.payloads() == [PAYLOAD]
+
+
 def test_unmarked_unsigned_file_has_no_provenance(face, tmp_path, signed):
     from PIL import Image
 

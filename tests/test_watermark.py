@@ -68,6 +68,14 @@ def test_ecc_roundtrip_corrects_errors_and_rejects_noise():
         ecc.encode(1 << 64)
 
 
+def test_encode_many_matches_encode():
+    rng = np.random.default_rng(4)
+    payloads = [0, 1, PAYLOAD, (1 << 64) - 1] + [int(v) for v in rng.integers(0, 2 ** 63, size=20)]
+    many = ecc.encode_many(payloads)
+    assert many.shape == (24, ecc.N_CODED) and many.dtype == np.uint8
+    assert all(np.array_equal(many[i], ecc.encode(p)) for i, p in enumerate(payloads))
+
+
 def test_crc16_known_value():
     # CRC-16/CCITT-FALSE of ASCII "123456789" is 0x29B1.
     bits = np.unpackbits(np.frombuffer(b"123456789", dtype=np.uint8))
@@ -130,6 +138,39 @@ def test_payload_survives_attack_at_256px(marked256, attack):
     assert res.p_value < 1e-6 and res.confidence > 1 - 1e-6
     if attack == "resize_0.5":
         assert abs(res.scale - 0.5) < 0.02
+
+
+def test_shift_ramp_uses_signed_frequencies():
+    # A bin stored at index P - f stands for frequency -f: a half-pixel shift turns it by -pi f / P.
+    cfg = wm.WatermarkConfig()
+    pat = wm._pattern(cfg)
+    P = cfg.tile
+    ramp = wm._shift_ramp((0.0, 0.5), cfg, pat)
+    b = int(np.nonzero(pat.bins_v > P // 2)[0][0])
+    f = int(pat.bins_v[b]) - P                                        # negative frequency
+    assert np.isclose(ramp[b], np.exp(1j * np.pi * f / P))
+    assert np.allclose(wm._shift_ramp((3.0, 5.0), cfg, pat),          # integer shifts: index form is fine
+                       np.exp(2j * np.pi * (pat.bins_u * 3 + pat.bins_v * 5) / P))
+
+
+def test_store_match_finds_a_watermark_too_weak_to_read_blind(frame256):
+    # At 48 dB the 80 payload bits cannot be read, but one of 1,000 known payloads can be recognised.
+    from dataclasses import replace
+
+    cfg = replace(wm.WatermarkConfig(), psnr_db=48.0)
+    marked = wm.embed(frame256, PAYLOAD, cfg)
+    decoys = [int(v) for v in np.random.default_rng(1).integers(0, 2 ** 63, size=999)]
+    blind = wm.decode(marked, cfg)
+    assert not blind.detected and blind.extras["method"] is None
+    res = wm.decode(marked, cfg, candidates=decoys + [PAYLOAD])
+    assert res.detected and res.payload == PAYLOAD and res.extras["method"] == "matched"
+    assert res.p_value < 1e-9 and res.extras["match_candidates"] == 1000
+    absent = wm.decode(marked, cfg, candidates=decoys)                # the true payload is not registered
+    assert not absent.detected and absent.payload is None
+    plain = wm.decode(frame256, cfg, candidates=decoys + [PAYLOAD])   # nothing embedded
+    assert not plain.detected and plain.p_value > 1e-6
+    strong = wm.decode(wm.embed(frame256, PAYLOAD), candidates=decoys)   # readable blind: not replaced
+    assert strong.detected and strong.payload == PAYLOAD and strong.extras["method"] == "blind"
 
 
 def test_video_h264_crf28_with_frame_drop(tmp_path, sample_dir):

@@ -8,9 +8,11 @@ One verdict per file:
   trusted             signed, intact, and the chain ends in a --trust anchor
   valid_untrusted     signed and intact, but no configured anchor vouches for the signer
   tampered            a manifest is present but a hash/signature check failed (codes listed)
-  stripped_recovered  no manifest; the watermark led to the original record in --store
+  stripped_recovered  no manifest; the watermark led to the original record in --store (its payload
+                      read blind, or, for a copy too damaged to read, recognised among the store's)
   watermark_only      no manifest; a faceforge watermark was found, nothing to recover it from
-  none                no manifest and no watermark
+  none                no manifest and no readable watermark (the reason says when a watermark's sync
+                      word is present but its payload is not)
   error               not a media file / unreadable
 
 Exit status (the worst file wins): 0 all trusted; 1 provenance found but not trusted
