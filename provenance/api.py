@@ -337,7 +337,7 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
         if records:
             rec = records[0]
             how = (f"matches the stored render {Path(rec['path']).name}" if wm.extras.get("method") != "matched"
-                   else f"(matched among the store's {wm.extras.get('match_candidates')} payloads) "
+                   else f"(matched among the store's {_plural(wm.extras.get('match_candidates'), 'payload')}) "
                         f"is the stored render {Path(rec['path']).name}")
             out.update(verdict="stripped_recovered",
                        reason=f"no manifest; watermark {payload_hex(wm.payload)} (p={wm.p_value:.1e}) {how}",
@@ -359,6 +359,10 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
     if hints and out["verdict"] != "stripped_recovered":
         out["store"] = {"matched_by": None, "phash_hints": [
             {"path": h["path"], "phash_distance": h["phash_distance"], "payload": h["payload"]} for h in hints]}
+
+
+def _plural(n, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _alpha() -> float:

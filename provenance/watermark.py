@@ -36,7 +36,9 @@ payload's code word is correlated with the code dimensions at G geometries chose
 maps (so independent of those dimensions under the null): ``z = sum / sqrt(n_code / 2)``,
 ``p = min(1, G N Q(z))``, and the Bonferroni factor becomes 4. This uses the payload's whole energy
 as one statistic (about 1.7x the sync z), so a crop or a codec that leaves the sync word but flips
-15-25 % of the code bits is still recognised; a payload not in the store is never invented.
+15-25 % of the code bits is still recognised; a payload not in the store is never invented, and
+a match is refused when the best payload does not clearly beat its closest rivals on the dimensions
+where their code words differ (sequential ids share ~85 % of them).
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class WatermarkConfig:
     alpha: float = 1e-6                   # detection threshold on the p-value
     match_ratio: float = 0.5              # store match: share of the sync-predicted code signal required
     match_chunk: int = 65536              # store match: candidates scored per block (memory bound)
+    match_margin: float = 3.0             # store match: z by which the best beats each close rival
 
 
 @dataclass(frozen=True)
@@ -448,10 +451,16 @@ def _soft_bits(spectrum: np.ndarray, shift: tuple[float, float], cfg: WatermarkC
     these weights, controls false positives, so the weighting cannot bias the p-value.)"""
     mag = np.abs(spectrum)
     w = 1.0 / np.maximum(mag, 1e-9 * mag.max() + 1e-12) ** cfg.soft_weight_gamma
-    phases = spectrum / np.maximum(mag, 1e-12) * (w / w.mean())
-    aligned = phases * _shift_ramp(shift, cfg, pat)                                    # undo the shift
-    per_dim = np.where(pat.dim_part == 0, aligned[pat.dim_bin].real, aligned[pat.dim_bin].imag) * pat.dim_sign
+    per_dim = _dim_values(spectrum, shift, cfg, pat, w / w.mean())
     return np.array([per_dim[d].sum() for d in pat.code_dims])                         # (172,)
+
+
+def _dim_values(spectrum: np.ndarray, shift: tuple[float, float], cfg: WatermarkConfig, pat: _Pattern,
+                weight: np.ndarray | float = 1.0) -> np.ndarray:
+    """Every real dimension's value, signed so that +1 is the embedded symbol: (D,). Each bin is
+    reduced to its phase (times ``weight``) and the tile shift is undone."""
+    aligned = spectrum / np.maximum(np.abs(spectrum), 1e-12) * weight * _shift_ramp(shift, cfg, pat)
+    return np.where(pat.dim_part == 0, aligned[pat.dim_bin].real, aligned[pat.dim_bin].imag) * pat.dim_sign
 
 
 def _shift_ramp(shift: tuple[float, float], cfg: WatermarkConfig, pat: _Pattern) -> np.ndarray:
@@ -607,7 +616,7 @@ def _code_layout(cfg: WatermarkConfig) -> tuple[np.ndarray, np.ndarray]:
     return dims, bit
 
 
-def _matched(y: np.ndarray, geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
+def _matched(geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
              pat: _Pattern) -> tuple[float, _Read | None, int]:
     """Family M (store-assisted): is one of N *known* payloads in the image?
 
@@ -623,15 +632,12 @@ def _matched(y: np.ndarray, geoms: list, candidates: np.ndarray, cfg: WatermarkC
     n_code, n_sync = len(dims), len(pat.sync_dims)
     values, expect = [], []                                      # per geometry: (n_code,), predicted z
     for s, shift, ph, z_sync in geoms:
-        a = ph / np.maximum(np.abs(ph), 1e-12) * _shift_ramp(shift, cfg, pat)
-        per_dim = np.where(pat.dim_part == 0, a[pat.dim_bin].real, a[pat.dim_bin].imag) * pat.dim_sign
-        values.append(per_dim[dims])
+        values.append(_dim_values(ph, shift, cfg, pat)[dims])
         expect.append(z_sync * math.sqrt(n_code / n_sync))
     V = np.stack(values, axis=1).astype(np.float32) / math.sqrt(n_code / 2.0)           # (n_code, G)
     best = (-np.inf, 0, 0)                                       # (z, candidate index, geometry)
     for start in range(0, len(candidates), cfg.match_chunk):
-        code = ecc.encode_many(candidates[start:start + cfg.match_chunk])               # (n, 172)
-        Z = (1.0 - 2.0 * code[:, bit].astype(np.float32)) @ V                          # (n, G) z-scores
+        Z = _code_symbols(candidates[start:start + cfg.match_chunk], bit) @ V          # (n, G) z-scores
         i, g = np.unravel_index(int(np.argmax(Z)), Z.shape)
         if Z[i, g] > best[0]:
             best = (float(Z[i, g]), start + int(i), int(g))
@@ -639,9 +645,34 @@ def _matched(y: np.ndarray, geoms: list, candidates: np.ndarray, cfg: WatermarkC
     m_tests = len(geoms) * len(candidates)
     p = min(1.0, m_tests * _norm_tail(z))
     s, shift, _, z_sync = geoms[g]
-    if z < cfg.match_ratio * expect[g]:                          # a different payload's partial echo
-        return 1.0, None, len(geoms)
+    if z < cfg.match_ratio * expect[g] or not _beats_rivals(i, V[:, g], candidates, bit, cfg):
+        return 1.0, None, len(geoms)                             # an echo of, or a tie with, another payload
     return p, _Read(z_sync, s, shift, int(candidates[i]), None, None), len(geoms)
+
+
+def _beats_rivals(i: int, v: np.ndarray, candidates: np.ndarray, bit: np.ndarray, cfg: WatermarkConfig,
+                  k: int = 4) -> bool:
+    """The best candidate must beat the ``k`` next-best ones *on the dimensions where their code words
+    differ* by ``match_margin`` standard deviations: payloads with similar code words (sequential ids,
+    say) share most of their score, and the shared part cannot tell them apart."""
+    z_all = np.concatenate([_code_symbols(candidates[a:a + cfg.match_chunk], bit) @ v
+                            for a in range(0, len(candidates), cfg.match_chunk)])
+    z_all[i] = -np.inf
+    rivals = np.argsort(z_all)[::-1][:k]
+    rivals = rivals[np.isfinite(z_all[rivals])]
+    best = _code_symbols(candidates[[i]], bit)[0]                                         # (n_code,)
+    for other in _code_symbols(candidates[rivals], bit):
+        diff = best != other
+        # score on the differing dims, in z units: sum / sqrt(|diff| / 2) (v is scaled by 1/sqrt(n_code / 2))
+        t = float(np.sum(v[diff] * best[diff])) * math.sqrt(len(v) / max(int(diff.sum()), 1))
+        if t < cfg.match_margin:
+            return False
+    return True
+
+
+def _code_symbols(payloads: np.ndarray, bit: np.ndarray) -> np.ndarray:
+    """+-1 symbol each payload puts on each code dimension (before the keyed sign): (n, n_code)."""
+    return 1.0 - 2.0 * ecc.encode_many(payloads)[:, bit].astype(np.float32)
 
 
 def _match_geometries(y: np.ndarray, maps: list, reads: list, cfg: WatermarkConfig, pat: _Pattern) -> list:
@@ -708,7 +739,7 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     extras = {}
     if cand is not None and len(cand) and not (r.payload is not None and n_families * p_r < cfg.alpha):
         geoms = _match_geometries(y, maps, reads, cfg, pat)
-        p_m, r_m, m = _matched(y, geoms, cand, cfg, pat)
+        p_m, r_m, m = _matched(geoms, cand, cfg, pat)
         tests += m
         extras.update(match_candidates=int(len(cand)), match_geometries=len(geoms))
         if r_m is not None and n_families * p_m < cfg.alpha:

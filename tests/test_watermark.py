@@ -173,6 +173,19 @@ def test_store_match_finds_a_watermark_too_weak_to_read_blind(frame256):
     assert strong.detected and strong.payload == PAYLOAD and strong.extras["method"] == "blind"
 
 
+def test_store_match_never_names_a_neighbouring_payload(frame256):
+    # Sequential ids share ~85 % of their code words: a weak copy must not be pinned on a neighbour.
+    from dataclasses import replace
+
+    cfg = replace(wm.WatermarkConfig(), psnr_db=50.0)
+    base = 1000
+    for k, payload in enumerate((base, base + 7)):
+        marked = wm.embed(np.roll(frame256, 40 * k, axis=1), payload, cfg)
+        res = wm.decode(marked, cfg, candidates=range(base - 20, base + 30))
+        assert not wm.decode(marked, cfg).detected                     # too weak to read blind
+        assert not res.detected or res.payload == payload, res
+
+
 def test_video_h264_crf28_with_frame_drop(tmp_path, sample_dir):
     # One of the 11 of 13 sample videos that pass at 256 px (benchmarks/watermark.py has all 13).
     from forge.data.media import read_video, write_video

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     who.add_argument("--cert", help="your own PEM chain (signing cert first); needs --key")
     p.add_argument("--key", help="your own ES256 (P-256) private key, PEM, mode 0600 (with --cert)")
     p.add_argument("--watermark", action="store_true", help="embed the faceforge watermark before signing")
-    p.add_argument("--payload", default=None, help="64-bit payload as 16 hex digits (default: random)")
+    p.add_argument("--payload", default=None, help="64-bit payload as 16 hex digits (default: random; keep it random: sequential "
+                        "ids share most of their code words, so a damaged copy cannot be told from its neighbours)")
     p.add_argument("--crf", type=int, default=None, help="H.264 CRF when re-encoding a watermarked video")
     p.add_argument("--generation", default="{}", help="generation parameters: JSON text or @file.json")
     p.add_argument("--ingredient", action="append", default=[], help="source portrait / driving video (repeat)")

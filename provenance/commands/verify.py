@@ -57,6 +57,8 @@ def _row(r: dict) -> tuple[str, str, str, str, str]:
     if man.get("generation") and man["generation"].get("model"):
         who = f"{who} / {man['generation']['model']}".strip(" /")
     mark = f"{wm['payload']} p={wm['p_value']:.0e}" if wm.get("detected") else ("-" if wm else "n/a")
+    if (wm.get("extras") or {}).get("method") == "matched":
+        mark += " (store match)"
     return (r["path"], r["verdict"], who or "-", mark, r.get("reason", ""))
 
 
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2, default=str))
     else:
         rows = [("FILE", "VERDICT", "SIGNER / MODEL", "WATERMARK", "REASON")] + [_row(r) for r in results]
-        widths = [min(max(len(row[i]) for row in rows), cap) for i, cap in enumerate((48, 18, 32, 28, 200))]
+        widths = [min(max(len(row[i]) for row in rows), cap) for i, cap in enumerate((48, 18, 32, 38, 200))]
         for row in rows:
             print("  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths)).rstrip())
         for r in results:
