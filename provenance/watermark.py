@@ -37,8 +37,8 @@ maps (so independent of those dimensions under the null): ``z = sum / sqrt(n_cod
 ``p = min(1, G N Q(z))``, and the Bonferroni factor becomes 4. This uses the payload's whole energy
 as one statistic (about 1.7x the sync z), so a crop or a codec that leaves the sync word but flips
 15-25 % of the code bits is still recognised; a payload not in the store is never invented, and
-a match is refused when the best payload does not clearly beat its closest rivals on the dimensions
-where their code words differ (sequential ids share ~85 % of them).
+a match is refused unless its closest rivals are ruled out on the dimensions where their code
+words differ (sequential ids share ~85 % of them; see :func:`_beats_rivals`).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class WatermarkConfig:
     alpha: float = 1e-6                   # detection threshold on the p-value
     match_ratio: float = 0.5              # store match: share of the sync-predicted code signal required
     match_chunk: int = 65536              # store match: candidates scored per block (memory bound)
-    match_margin: float = 3.0             # store match: z by which the best beats each close rival
+    match_margin: float = 4.0             # store match: z by which each close rival is ruled out
 
 
 @dataclass(frozen=True)
@@ -652,20 +652,24 @@ def _matched(geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
 
 def _beats_rivals(i: int, v: np.ndarray, candidates: np.ndarray, bit: np.ndarray, cfg: WatermarkConfig,
                   k: int = 4) -> bool:
-    """The best candidate must beat the ``k`` next-best ones *on the dimensions where their code words
-    differ* by ``match_margin`` standard deviations: payloads with similar code words (sequential ids,
-    say) share most of their score, and the shared part cannot tell them apart."""
+    """Could one of the ``k`` next-best payloads be the embedded one instead of the best (i)?
+
+    On the dimensions D where the two code words differ, the best's score ``T`` (in z units) would
+    be about ``-A sqrt(|D| / n)`` if the rival were embedded with strength A (estimated by the
+    rival's own z). The rival is ruled out when ``T + A sqrt(|D| / n) >= match_margin``. Random
+    payloads differ on half the dimensions and are ruled out easily; sequential ids share ~85 % of
+    their code words, and a weak copy of one is then refused rather than pinned on a neighbour."""
     z_all = np.concatenate([_code_symbols(candidates[a:a + cfg.match_chunk], bit) @ v
                             for a in range(0, len(candidates), cfg.match_chunk)])
     z_all[i] = -np.inf
     rivals = np.argsort(z_all)[::-1][:k]
     rivals = rivals[np.isfinite(z_all[rivals])]
     best = _code_symbols(candidates[[i]], bit)[0]                                         # (n_code,)
-    for other in _code_symbols(candidates[rivals], bit):
+    for j, other in zip(rivals, _code_symbols(candidates[rivals], bit)):
         diff = best != other
-        # score on the differing dims, in z units: sum / sqrt(|diff| / 2) (v is scaled by 1/sqrt(n_code / 2))
-        t = float(np.sum(v[diff] * best[diff])) * math.sqrt(len(v) / max(int(diff.sum()), 1))
-        if t < cfg.match_margin:
+        share = max(int(diff.sum()), 1) / len(v)                                         # |D| / n
+        t = float(np.sum(v[diff] * best[diff])) / math.sqrt(share)                       # z on D
+        if t + max(float(z_all[j]), 0.0) * math.sqrt(share) < cfg.match_margin:
             return False
     return True
 
