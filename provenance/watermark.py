@@ -58,6 +58,7 @@ ALG_NAME = "org.faceforge.watermark.tiled-ss.v1"
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 N_FAMILIES = 3  # A: common scales, tile phase 0; C: common scales, any phase; B: full search (Bonferroni)
 ANCHOR_SCALES = (1.0, 0.5, 0.75, 2.0 / 3.0, 1.5, 2.0)  # family A: common resize factors, tile phase 0
+RIVALS = 4  # store match: next-best payloads that must be ruled out (see _beats_rivals)
 NEIGHBOURS = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
@@ -635,41 +636,42 @@ def _matched(geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
         values.append(_dim_values(ph, shift, cfg, pat)[dims])
         expect.append(z_sync * math.sqrt(n_code / n_sync))
     V = np.stack(values, axis=1).astype(np.float32) / math.sqrt(n_code / 2.0)           # (n_code, G)
-    best = (-np.inf, 0, 0)                                       # (z, candidate index, geometry)
+    k = RIVALS + 1
+    top_z, top_i = [], []                                        # per chunk: the k best (z, index) per geometry
     for start in range(0, len(candidates), cfg.match_chunk):
         Z = _code_symbols(candidates[start:start + cfg.match_chunk], bit) @ V          # (n, G) z-scores
-        i, g = np.unravel_index(int(np.argmax(Z)), Z.shape)
-        if Z[i, g] > best[0]:
-            best = (float(Z[i, g]), start + int(i), int(g))
-    z, i, g = best
+        idx = np.argsort(-Z, axis=0)[:k]                                               # (<=k, G)
+        top_z.append(np.take_along_axis(Z, idx, axis=0))
+        top_i.append(idx + start)
+    top_z, top_i = np.concatenate(top_z), np.concatenate(top_i)                        # (m, G)
+    order = np.argsort(-top_z, axis=0)[:k]
+    top_z, top_i = np.take_along_axis(top_z, order, axis=0), np.take_along_axis(top_i, order, axis=0)
+    g = int(np.argmax(top_z[0]))
+    z, i = float(top_z[0, g]), int(top_i[0, g])
     m_tests = len(geoms) * len(candidates)
     p = min(1.0, m_tests * _norm_tail(z))
     s, shift, _, z_sync = geoms[g]
-    if z < cfg.match_ratio * expect[g] or not _beats_rivals(i, V[:, g], candidates, bit, cfg):
+    if z < cfg.match_ratio * expect[g] or not _beats_rivals(V[:, g], candidates[top_i[:, g]], top_z[:, g], bit, cfg):
         return 1.0, None, len(geoms)                             # an echo of, or a tie with, another payload
     return p, _Read(z_sync, s, shift, int(candidates[i]), None, None), len(geoms)
 
 
-def _beats_rivals(i: int, v: np.ndarray, candidates: np.ndarray, bit: np.ndarray, cfg: WatermarkConfig,
-                  k: int = 4) -> bool:
-    """Could one of the ``k`` next-best payloads be the embedded one instead of the best (i)?
+def _beats_rivals(v: np.ndarray, payloads: np.ndarray, z: np.ndarray, bit: np.ndarray, cfg: WatermarkConfig) -> bool:
+    """Could one of the next-best payloads (``payloads[1:]``, z-scores ``z[1:]``) be the embedded one
+    instead of the best (``payloads[0]``)?
 
     On the dimensions D where the two code words differ, the best's score ``T`` (in z units) would
     be about ``-A sqrt(|D| / n)`` if the rival were embedded with strength A (estimated by the
     rival's own z). The rival is ruled out when ``T + A sqrt(|D| / n) >= match_margin``. Random
     payloads differ on half the dimensions and are ruled out easily; sequential ids share ~85 % of
     their code words, and a weak copy of one is then refused rather than pinned on a neighbour."""
-    z_all = np.concatenate([_code_symbols(candidates[a:a + cfg.match_chunk], bit) @ v
-                            for a in range(0, len(candidates), cfg.match_chunk)])
-    z_all[i] = -np.inf
-    rivals = np.argsort(z_all)[::-1][:k]
-    rivals = rivals[np.isfinite(z_all[rivals])]
-    best = _code_symbols(candidates[[i]], bit)[0]                                         # (n_code,)
-    for j, other in zip(rivals, _code_symbols(candidates[rivals], bit)):
+    sym = _code_symbols(payloads, bit)                                                    # (1 + r, n_code)
+    best = sym[0]
+    for z_rival, other in zip(z[1:], sym[1:]):
         diff = best != other
         share = max(int(diff.sum()), 1) / len(v)                                         # |D| / n
         t = float(np.sum(v[diff] * best[diff])) / math.sqrt(share)                       # z on D
-        if t + max(float(z_all[j]), 0.0) * math.sqrt(share) < cfg.match_margin:
+        if t + max(float(z_rival), 0.0) * math.sqrt(share) < cfg.match_margin:
             return False
     return True
 
