@@ -1,4 +1,7 @@
-"""faceforge's watermark vs invisible-watermark's dwtDct, dwtDctSvd and rivaGan, on real frames.
+"""faceforge's watermark vs invisible-watermark's baselines and TrustMark, on the same real frames.
+
+Baselines: dwtDct, dwtDctSvd and rivaGan (invisible-watermark), and TrustMark when the package and its
+weights are already on disk (no download is attempted).
 
     python -m benchmarks.watermark [--per-video 1] [--fp-every 25] [--store-size 10000] [--quick]
 
@@ -173,6 +176,56 @@ class InvisibleWatermark:
         return np.array([int(b) for b in out], dtype=np.uint8), {}
 
 
+class TrustMarkMethod:
+    """Adobe's TrustMark (variant Q, BCH_4: 68 payload bits), run only when the package *and* its
+    weights are already on disk (it would otherwise download them)."""
+
+    resync = True   # TrustMark resizes to its own resolution; give it the original size back too
+
+    def __init__(self):
+        import importlib.util
+        from pathlib import Path as _Path
+
+        spec = importlib.util.find_spec("trustmark")
+        if spec is None or not spec.origin:
+            raise RuntimeError("no trustmark package installed")
+        models = _Path(spec.origin).parent / "models"
+        missing = [f for f in ("encoder_Q.ckpt", "decoder_Q.ckpt") if not (models / f).is_file()]
+        if missing:
+            raise RuntimeError(f"trustmark weights not on disk ({', '.join(missing)} in {models}; offline)")
+        from trustmark import TrustMark
+
+        self.tm = TrustMark(verbose=False, model_type="Q", encoding_type=TrustMark.Encoding.BCH_4,
+                            loadRemover=False, device="cpu")
+        self.bits = int(self.tm.schemaCapacity())
+        self.name = "TrustMark-Q"
+
+    def embed(self, img: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        out = self.tm.encode(Image.fromarray(img), "".join(str(int(b)) for b in bits), MODE="binary")
+        return np.array(out.convert("RGB"))
+
+    def decode(self, img: np.ndarray) -> tuple[np.ndarray | None, dict]:
+        from PIL import Image
+
+        secret, present, _ = self.tm.decode(Image.fromarray(img), MODE="binary")
+        if not present or len(secret) < self.bits:
+            return None, {"detected": bool(present)}
+        return np.array([int(c) for c in secret[:self.bits]], dtype=np.uint8), {"detected": True}
+
+
+def _self_check(method) -> None:
+    """Embed and read back on a plain test card: a baseline that cannot do even that is not run
+    (its rows would measure our adapter, not the method)."""
+    rng = np.random.default_rng(123)
+    card = np.clip(rng.normal(128, 30, (256, 256, 3)), 0, 255).astype(np.uint8)
+    bits = rng.integers(0, 2, method.bits).astype(np.uint8)
+    got, _ = method.decode(method.embed(card, bits))
+    if got is None or not np.array_equal(got, bits):
+        raise RuntimeError("self-check failed: the unattacked payload did not read back")
+
+
 def _bits_to_int(bits: np.ndarray) -> int:
     return int("".join(str(int(b)) for b in bits), 2)
 
@@ -193,7 +246,13 @@ def make_methods(n_store: int) -> tuple[list, dict]:
         notes["rivaGan"] = "loaded the ONNX weights shipped in invisible-watermark (onnxruntime, CPU); 32-bit payload"
     except Exception as e:  # missing onnxruntime or weights: say so in the results
         notes["rivaGan"] = f"not run: {type(e).__name__}: {e}"
-    notes["TrustMark"] = "not run: no TrustMark package or weights on this machine (offline)"
+    try:
+        tm = TrustMarkMethod()
+        _self_check(tm)
+        methods.append(tm)
+        notes["TrustMark"] = f"TrustMark Q from local weights, BCH_4, {tm.bits}-bit payload"
+    except Exception as e:  # no package, no weights (offline), or an API that does not read back
+        notes["TrustMark"] = f"not run: {e}"
     return methods, notes
 
 

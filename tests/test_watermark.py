@@ -223,3 +223,22 @@ def test_result_to_dict_is_json_ready(marked256):
     d = wm.decode(marked256).to_dict()
     assert d["payload"] == f"{PAYLOAD:016x}"
     json.dumps(d)
+
+
+def test_benchmark_runs_trustmark_only_from_local_weights(tmp_path, monkeypatch):
+    # A trustmark package without its weights must be reported, not downloaded or half-run.
+    import sys
+
+    from benchmarks import watermark as bench
+
+    pkg = tmp_path / "trustmark"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('must not be imported without weights')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "trustmark", raising=False)
+    with pytest.raises(RuntimeError, match="weights not on disk"):
+        bench.TrustMarkMethod()
+    methods, notes = bench.make_methods(10)
+    assert "weights not on disk" in notes["TrustMark"]
+    assert [m.name for m in methods][:2] == ["faceforge", "faceforge+store"]
+    assert all(not m.name.startswith("TrustMark") for m in methods)
