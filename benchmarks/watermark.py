@@ -408,9 +408,10 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
     axes[1].set_ylim(0.4, 1.0)
     axes[1].set_xticks(np.arange(len(attacks)) + 0.4 - width / 2)
     axes[1].set_xticklabels(attacks, rotation=25, ha="right")
-    axes[0].legend(ncol=3, fontsize=8)
-    axes[0].set_title("Watermark robustness on real sample frames (higher is better)")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=5, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.95))
+    fig.suptitle("Watermark robustness on real sample frames (higher is better)")
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
