@@ -137,7 +137,6 @@ class OursWithStore(Ours):
     name = "faceforge+store"
 
     def __init__(self, n_store: int, seed: int = 1):
-        self.n_store = n_store
         self.others = [int(v) for v in np.random.default_rng(seed).integers(0, 2 ** 63, size=n_store - 1)]
         self.registered: list[int] = []
 
@@ -395,7 +394,7 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
     attacks = list(ATTACKS) + [r["attack"] for r in rows if r["attack"].startswith("h264")][:1]
     series = [(m, size) for m in dict.fromkeys(r["method"] for r in rows)] + \
              [(m, s) for s in sorted({r["size"] for r in rows if r["size"] != size})
-              for m in ("faceforge", "faceforge+store")]
+              for m in dict.fromkeys(r["method"] for r in rows if r["size"] == s)]
     fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
     width = 0.8 / len(series)
     for k, (m, s) in enumerate(series):

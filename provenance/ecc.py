@@ -31,10 +31,6 @@ def crc16(bits: np.ndarray) -> int:
     return crc
 
 
-def int_to_bits(value: int, n: int) -> np.ndarray:
-    return np.array([(value >> (n - 1 - i)) & 1 for i in range(n)], dtype=np.uint8)
-
-
 def bits_to_int(bits: np.ndarray) -> int:
     out = 0
     for b in bits:
@@ -94,9 +90,7 @@ def encode(payload: int) -> np.ndarray:
     """64-bit payload -> (172,) code bits."""
     if not 0 <= int(payload) < (1 << PAYLOAD_BITS):
         raise ValueError(f"payload must be an unsigned {PAYLOAD_BITS}-bit integer")
-    pbits = int_to_bits(int(payload), PAYLOAD_BITS)
-    info = np.concatenate([pbits, int_to_bits(crc16(pbits), CRC_BITS), np.zeros(TAIL, np.uint8)])
-    return conv_encode(info)
+    return encode_many([int(payload)])[0]
 
 
 def encode_many(payloads) -> np.ndarray:

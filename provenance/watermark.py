@@ -640,7 +640,8 @@ def _matched(geoms: list, candidates: np.ndarray, cfg: WatermarkConfig,
     top_z, top_i = [], []                                        # per chunk: the k best (z, index) per geometry
     for start in range(0, len(candidates), cfg.match_chunk):
         Z = _code_symbols(candidates[start:start + cfg.match_chunk], bit) @ V          # (n, G) z-scores
-        idx = np.argsort(-Z, axis=0)[:k]                                               # (<=k, G)
+        kk = min(k, len(Z))
+        idx = np.argpartition(-Z, kk - 1, axis=0)[:kk]                                 # (<=k, G), unordered
         top_z.append(np.take_along_axis(Z, idx, axis=0))
         top_i.append(idx + start)
     top_z, top_i = np.concatenate(top_z), np.concatenate(top_i)                        # (m, G)
@@ -728,6 +729,10 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     if candidates is not None:
         cand = np.unique(np.asarray([int(c) for c in candidates], dtype=np.uint64))
     n_families = N_FAMILIES + (cand is not None)
+
+    def conclusive(p: float, read: _Read) -> bool:             # a CRC-passing payload below alpha
+        return read.payload is not None and n_families * p < cfg.alpha
+
     p_r, r, maps = _anchored(y, cfg, pat)                      # (p, read) of the best family so far
     if r is None:
         raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
@@ -735,23 +740,23 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     reads = [(p_r, r)]
     families = (lambda: _cropped(maps, cfg, pat), lambda: _searched(y, cfg, pat)) if search else ()
     for family in families:
-        if r.payload is not None and n_families * p_r < cfg.alpha:
-            break                                               # conclusive: no need to search further
+        if conclusive(p_r, r):
+            break                                               # no need to search further
         p_f, r_f, m = family()
         tests += m
         reads.append((p_f, r_f))
         p_r, r = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
     method = "blind"
     extras = {}
-    if cand is not None and len(cand) and not (r.payload is not None and n_families * p_r < cfg.alpha):
+    if cand is not None and len(cand) and not conclusive(p_r, r):
         geoms = _match_geometries(y, maps, reads, cfg, pat)
         p_m, r_m, m = _matched(geoms, cand, cfg, pat)
         tests += m
         extras.update(match_candidates=int(len(cand)), match_geometries=len(geoms))
-        if r_m is not None and n_families * p_m < cfg.alpha:
+        if r_m is not None and conclusive(p_m, r_m):
             p_r, r, method = p_m, r_m, "matched"
     p = min(1.0, n_families * p_r)
-    detected = r.payload is not None and p < cfg.alpha
+    detected = conclusive(p_r, r)
     extras = {"method": method if detected else None,
               "raw_payload": None if r.raw is None else f"{r.raw:016x}", **extras}
     if r.payload is not None and not detected:

@@ -73,7 +73,15 @@ def test_encode_many_matches_encode():
     payloads = [0, 1, PAYLOAD, (1 << 64) - 1] + [int(v) for v in rng.integers(0, 2 ** 63, size=20)]
     many = ecc.encode_many(payloads)
     assert many.shape == (24, ecc.N_CODED) and many.dtype == np.uint8
-    assert all(np.array_equal(many[i], ecc.encode(p)) for i, p in enumerate(payloads))
+
+    def scalar(p):  # the reference: the scalar CRC and convolutional encoder, bit by bit
+        pbits = np.array([(p >> (63 - i)) & 1 for i in range(64)], np.uint8)
+        crc = ecc.crc16(pbits)
+        cbits = np.array([(crc >> (15 - i)) & 1 for i in range(16)], np.uint8)
+        return ecc.conv_encode(np.concatenate([pbits, cbits, np.zeros(ecc.TAIL, np.uint8)]))
+
+    assert all(np.array_equal(many[i], scalar(p)) for i, p in enumerate(payloads))
+    assert np.array_equal(ecc.encode(PAYLOAD), scalar(PAYLOAD))
 
 
 def test_crc16_known_value():
