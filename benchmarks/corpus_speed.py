@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from forge.common import SAMPLE_DIR, write_json_atomic
+from core.common import SAMPLE_DIR, write_json_atomic
 
 RESULTS = Path(__file__).parent / "results" / "corpus_speed.json"
 SOURCES = ("hdtf_wda_katiehill", "hdtf_rd_radio2", "d0")  # 3 identities, 64 px, 16-frame clips

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from forge.common import REPO_ROOT, write_json_atomic
+from core.common import REPO_ROOT, write_json_atomic
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 APP = REPO_ROOT / "dashboard" / "app.py"

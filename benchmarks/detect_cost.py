@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from forge.common import REPO_ROOT, write_json_atomic
+from core.common import REPO_ROOT, write_json_atomic
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 CROP = 64            # corpus crop side (the sample corpus is 64 px)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import REPO_ROOT, write_json_atomic
+from core.common import REPO_ROOT, write_json_atomic
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 WORK = REPO_ROOT / "out" / "detect_bench"
@@ -130,7 +130,7 @@ def perturb(kind: str, level):
 
 # ---------------------------------------------------------------- studies
 def study_cross_generator(corpus, df, det, comp, log):
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     groups = fake_groups(df)
     matrix = {}

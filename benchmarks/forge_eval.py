@@ -85,7 +85,7 @@ def plot(summary: list[dict], cross: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
     from forge.evaluate import EvalConfig, evaluate, evaluate_retarget
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

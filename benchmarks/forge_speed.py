@@ -36,7 +36,7 @@ def worker_train(name: str) -> dict:
     import torch
 
     from forge.config import load_train_config
-    from forge.dataset import ArrayCache
+    from forge.data.episodes import ArrayCache
     from forge.train import MetaTrainer
 
     torch.set_num_threads(1)
@@ -134,7 +134,7 @@ def _run_worker(kind: str, name: str) -> dict:
 def main() -> None:
     from tqdm import tqdm
 
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     jobs = [(k, c) for k in ("render", "train") for c in CONFIGS]
     done = {}  # resumable: rows measured (without error) by an earlier run are kept

@@ -218,7 +218,7 @@ def plot(result: dict, trace: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=4, help="sample videos for the backend timing")

@@ -64,7 +64,7 @@ def timed(fn, repeats: int) -> tuple[float, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
     from provenance import api, c2pa_io, keys
     from provenance.store import Store
 

@@ -26,7 +26,7 @@ def discover() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None)

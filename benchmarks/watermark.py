@@ -416,7 +416,7 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import atomic_path, write_json_atomic
+    from core.common import atomic_path, write_json_atomic
     from provenance.watermark import WatermarkConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

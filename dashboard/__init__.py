@@ -7,7 +7,7 @@ Public API (imported lazily; nothing heavy at import time):
 
 from __future__ import annotations
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _LAZY = {
     "DashboardConfig": "dashboard.data",

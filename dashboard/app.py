@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard.data import parse_app_args
 from dashboard.views._shared import CFG_KEY
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 st.set_page_config(page_title="faceforge review", page_icon=":material/face_retouching_off:", layout="wide")
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dashboard.data import overlay_landmarks
 from dashboard.runs import RunInfo
-from forge.common import FaceforgeError, get_logger
+from core.common import FaceforgeError, get_logger
 
 log = get_logger("dashboard")
 

@@ -2,7 +2,7 @@
 
 Pure functions (no Streamlit here; the pages wrap them in ``st.cache_data``). Every corpus file the
 app shows comes through :func:`corpus_file` (and detector-run files through
-``dashboard.runs.run_file``), which go through ``forge.common.safe_join``: no path outside the
+``dashboard.runs.run_file``), which go through ``core.common.safe_join``: no path outside the
 corpus / runs roots is ever served. Derived media (thumbnails, browser-playable MP4s) are made once
 into a cache folder. Detector runs live in ``dashboard.runs``, the calls into the other packages
 (provenance, detect, forge.data) in ``dashboard.checks``.
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forge.common import FaceforgeError, atomic_path, require_file, safe_join, safe_name
+from core.common import FaceforgeError, atomic_path, require_file, safe_join, safe_name
 
 # The manifest contract (docs/ARCHITECTURE.md, corpus). Missing columns are added as empty so
 # an older or partial corpus still opens.
@@ -83,7 +83,7 @@ def parse_app_args(argv: list[str]) -> DashboardConfig:
     ns, _ = app_arg_parser().parse_known_args(argv)
     results = ns.results
     if results is None:
-        from forge.common import REPO_ROOT
+        from core.common import REPO_ROOT
 
         results = REPO_ROOT / "benchmarks" / "results"
     return DashboardConfig(corpus=_resolved(ns.corpus), runs=_resolved(ns.runs), results=_resolved(results),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 
-from forge.common import SAMPLE_DIR, FaceforgeError, get_logger, save_config, write_json_atomic
+from core.common import SAMPLE_DIR, FaceforgeError, get_logger, save_config, write_json_atomic
 
 log = get_logger("mainjob")
 
@@ -182,7 +182,7 @@ def stage_eval(cfg: MainJobConfig, out: Path) -> dict:
 
 
 def stage_corpus(cfg: MainJobConfig, out: Path) -> dict:
-    from forge.common import parse_overrides
+    from core.common import parse_overrides
     from forge.corpus import build_corpus
 
     report = build_corpus(out / "corpus", cfg.corpus_spec, overrides=parse_overrides(list(cfg.corpus_overrides)))

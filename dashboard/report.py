@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from forge.common import atomic_write
+from core.common import atomic_write
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from dashboard.data import fmt_value, is_missing
-from forge.common import FaceforgeError, write_bytes_atomic
+from core.common import FaceforgeError, write_bytes_atomic
 
 LABELS = ("real", "fake", "unsure")
 CHANCE = 1.0 / 3.0          # a random pick among three images

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.data import display_values, fmt_value
-from forge.common import FaceforgeError, safe_join
+from core.common import FaceforgeError, safe_join
 
 EVAL_IMAGES = ("roc.png", "pr.png", "reliability.png")
 

@@ -55,7 +55,7 @@ def running_app(corpus: Path, runs: Path | None = None, *, results: Path | None 
                 cache: Path | None = None, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
     """Serve the app (``faceforge dashboard``'s command) and yield its base URL once healthy."""
     from dashboard.commands.serve import build_command
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     port = port or free_port()
     args = argparse.Namespace(corpus=corpus, runs=runs, results=results, db=db, cache=cache, host="127.0.0.1",
@@ -154,7 +154,7 @@ def shrink(path: Path, max_width: int = 1100) -> None:
     """Downscale + palette-quantize a PNG in place (modest files for the README)."""
     from PIL import Image
 
-    from forge.common import atomic_path
+    from core.common import atomic_path
 
     with Image.open(path) as im:
         im = im.convert("RGB")

@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import detect`` pulls in neither torch nor sci
 
 from __future__ import annotations
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _LAZY = {
     "list_detectors": "detect.registry",

@@ -29,7 +29,7 @@ class DetectConfig:
     extra: dict = field(default_factory=dict)  # detector-specific options (e.g. {"C": 1.0})
 
     def __post_init__(self):
-        from forge.common import FaceforgeError
+        from core.common import FaceforgeError
         from detect.metrics import AGGREGATES
 
         if self.balance not in BALANCE_MODES:

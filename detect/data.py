@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from forge.common import FaceforgeError, get_logger, safe_join
+from core.common import FaceforgeError, get_logger, safe_join
 
 log = get_logger("detect.data")
 

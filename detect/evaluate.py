@@ -16,7 +16,7 @@ from detect.data import apply_filters, load_items, load_manifest, parse_filters,
 from detect.detectors.base import score_items
 from detect.metrics import auc, plot_pr, plot_reliability, plot_roc, summary
 from detect.score import LoadedRun, load_run
-from forge.common import FaceforgeError, atomic_write, get_logger, safe_name, write_json_atomic
+from core.common import FaceforgeError, atomic_write, get_logger, safe_name, write_json_atomic
 
 log = get_logger("detect.evaluate")
 

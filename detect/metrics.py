@@ -170,7 +170,7 @@ def _figure():
 
 
 def _save(fig, path: str | Path) -> Path:
-    from forge.common import atomic_path
+    from core.common import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")

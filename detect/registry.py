@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 _REGISTRY: dict[str, type] = {}
 # modules whose import registers the built-in detectors

@@ -18,7 +18,7 @@ from detect.config import DetectConfig
 from detect.detectors.base import Detector
 from detect.metrics import aggregate
 from detect.registry import get_detector_class
-from forge.common import FaceforgeError, get_logger, load_config
+from core.common import FaceforgeError, get_logger, load_config
 
 log = get_logger("detect.score")
 
@@ -132,7 +132,7 @@ def score_files(run: str | Path | LoadedRun, files: Iterable[str | Path], *, fac
 
 def write_scores(out: str | Path, videos, frames, run: Path) -> dict[str, Path]:
     """``out/{videos.csv, frames.csv, scores.json}``, atomically."""
-    from forge.common import atomic_write, write_json_atomic
+    from core.common import atomic_write, write_json_atomic
 
     out = Path(out)
     paths = {"videos": out / "videos.csv", "frames": out / "frames.csv", "json": out / "scores.json"}

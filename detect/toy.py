@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import SAMPLE_DIR, FaceforgeError, write_json_atomic, write_parquet_atomic
+from core.common import SAMPLE_DIR, FaceforgeError, write_json_atomic, write_parquet_atomic
 
 HELD_OUT = ("d12", "d18", "hdtf_wda_katiehill")   # the sample's generator held-out identities -> test
 CRF = {"c23": 23, "c40": 40}
@@ -139,7 +139,7 @@ def _splits(ids: list[str]) -> dict[str, str]:
 
 
 def _write_item(root: Path, rel: str, frames: np.ndarray, compression: str) -> str:
-    from forge.common import atomic_path
+    from core.common import atomic_path
     from forge.data.media import write_video
     from PIL import Image
 

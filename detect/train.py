@@ -15,7 +15,7 @@ from detect.data import apply_filters, load_items, load_manifest, split_rows
 from detect.detectors.base import score_items
 from detect.metrics import calibrate_threshold, summary
 from detect.registry import get_detector_class
-from forge.common import FaceforgeError, atomic_write, get_logger, load_config, save_config, write_json_atomic
+from core.common import FaceforgeError, atomic_write, get_logger, load_config, save_config, write_json_atomic
 
 log = get_logger("detect.train")
 

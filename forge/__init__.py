@@ -4,7 +4,7 @@ Data flows one way: videos -> ``forge prepare`` (faces, landmarks, cache) ->
 ``forge train`` / ``fit`` / ``animate`` / ``corpus``.
 """
 
-from forge.common import lazy_exports  # stdlib only: keeps `import forge` light
+from core.common import lazy_exports  # stdlib only: keeps `import forge` light
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, get_logger, require_file, write_json_atomic
+from core.common import FaceforgeError, get_logger, require_file, write_json_atomic
 
 log = get_logger("animate")
 

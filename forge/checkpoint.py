@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from forge.common import FaceforgeError, atomic_path, require_file
+from core.common import FaceforgeError, atomic_path, require_file
 
 EXPORT_FORMAT = "faceforge-talker"
 EXPORT_VERSION = 1

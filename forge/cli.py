@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     parser = build_parser()
     args = parser.parse_args(argv)

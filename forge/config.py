@@ -1,6 +1,6 @@
 """Frozen configs of the talking-head GAN: ``ModelConfig``, ``TrainConfig``, ``FitConfig``.
 
-Built from ``forge/configs/*.yaml`` (+ ``key=value`` overrides) with ``forge.common.load_config`` and
+Built from ``forge/configs/*.yaml`` (+ ``key=value`` overrides) with ``core.common.load_config`` and
 saved next to every run. Values marked (paper) follow Zakharov et al. 2019; (ours) are choices where the
 paper is silent or where the CPU budget forces a change.
 """
@@ -92,7 +92,7 @@ class FitConfig:
 
 def load_train_config(path=None, overrides: dict | None = None) -> TrainConfig:
     """``TrainConfig`` from a YAML path or a bundled name (``"64"``, ``"128"``, ``"256"``, ``"cpu64"``)."""
-    from forge.common import load_config
+    from core.common import load_config
 
     if path is not None and not Path(path).exists() and (CONFIG_DIR / f"{path}.yaml").exists():
         path = CONFIG_DIR / f"{path}.yaml"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, atomic_path, get_logger, save_config, write_json_atomic
+from core.common import FaceforgeError, atomic_path, get_logger, save_config, write_json_atomic
 
 log = get_logger("evaluate")
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forge.common import FaceforgeError, get_logger
+from core.common import FaceforgeError, get_logger
 from forge.config import ContentLossConfig
 
 log = get_logger("losses")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, get_logger
+from core.common import FaceforgeError, get_logger
 
 log = get_logger("metrics")
 

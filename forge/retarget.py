@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 N_LANDMARKS = 68
 # Facial parts of the 68-point (iBUG) layout; the mouth's outer and inner lips share one scale.

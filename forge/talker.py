@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from forge.common import REPO_ROOT, FaceforgeError, atomic_path, get_logger, sha256_file
+from core.common import REPO_ROOT, FaceforgeError, atomic_path, get_logger, sha256_file
 from forge.config import FitConfig, ModelConfig
 
 log = get_logger("talker")
@@ -112,7 +112,7 @@ class Talker:
     @torch.no_grad()
     def embed(self, frames: np.ndarray, landmark_images: np.ndarray) -> torch.Tensor:
         """(T, S, S, 3) uint8 x2 -> e_hat (N,): the mean of E over the T frames."""
-        from forge.dataset import to_tensor
+        from forge.data.episodes import to_tensor
 
         x = to_tensor(frames).to(self.device)  # (T, 3, S, S)
         y = to_tensor(landmark_images).to(self.device)
@@ -140,7 +140,7 @@ class Talker:
     def _finetune(self, frames, landmark_images, e_hat, psi0, steps, seed, cfg: FitConfig, progress):
         from tqdm import tqdm
 
-        from forge.dataset import to_tensor
+        from forge.data.episodes import to_tensor
         from forge.losses import ContentLoss, discriminator_hinge, generator_adversarial
         from forge.model.blocks import add_spectral_norm, bake_spectral_norm
 
@@ -202,7 +202,7 @@ class Talker:
     @torch.no_grad()
     def render(self, person: Person, landmark_images, batch_size: int = 16) -> np.ndarray:
         """landmark images (N, S, S, 3) uint8 -> frames (N, S, S, 3) uint8 of ``person``."""
-        from forge.dataset import to_tensor, to_uint8
+        from forge.data.episodes import to_tensor, to_uint8
 
         S = self.resolution
         if person.resolution != S:

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from forge.common import FaceforgeError, atomic_write, get_logger, save_config, write_json_atomic
+from core.common import FaceforgeError, atomic_write, get_logger, save_config, write_json_atomic
 from forge.config import TrainConfig
-from forge.dataset import Episode, EpisodeSampler, to_uint8
+from forge.data.episodes import Episode, EpisodeSampler, to_uint8
 from forge.dist import DistContext, average_gradients, barrier, broadcast_module
 from forge.losses import (ContentLoss, discriminator_hinge, embedding_match, generator_adversarial)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 N_LANDMARKS = 68
 BROWS = slice(17, 27)

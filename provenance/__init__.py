@@ -12,7 +12,7 @@ Public API (imported lazily, so ``import provenance`` pulls in neither c2pa nor 
 
 from __future__ import annotations
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _EXPORTS = {
     "init_identity": ".keys", "load_identity": ".keys", "identity_from_files": ".keys", "Identity": ".keys",

@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from forge.common import FaceforgeError, get_logger, require_file, sha256_file
+from core.common import FaceforgeError, get_logger, require_file, sha256_file
 
 from .store import Store, payload_hex
 
@@ -111,7 +111,7 @@ def build_manifest(title: str, generation: dict, actions: Sequence[str], payload
 def _jsonable(obj: Any) -> Any:
     import json
 
-    from forge.common import _json_default
+    from core.common import _json_default
 
     try:
         return json.loads(json.dumps(obj, default=_json_default))
@@ -385,7 +385,7 @@ def watermark_file(src: str | os.PathLike, dst: str | os.PathLike, payload: int,
     """
     import numpy as np
 
-    from forge.common import atomic_path
+    from core.common import atomic_path
     from forge.data import media
 
     from . import watermark

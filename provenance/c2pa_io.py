@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from forge.common import FaceforgeError, atomic_path, require_file
+from core.common import FaceforgeError, atomic_path, require_file
 
 from .keys import Signer
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from forge.common import FaceforgeError, atomic_write, get_logger, require_file
+from core.common import FaceforgeError, atomic_write, get_logger, require_file
 
 log = get_logger("provenance.keys")
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 SCHEMA_VERSION = 1
 PHASH_HINT_DISTANCE = 6  # Hamming distance (of 64 bits) under which a pHash match is reported as a hint

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 from . import ecc
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forge.common import SAMPLE_DIR
+from core.common import SAMPLE_DIR
 
 
 @pytest.fixture(scope="session")

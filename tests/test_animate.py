@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 RES = 64
 BLANK = (3, 4)       # driver frames with no face

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from forge.common import (FaceforgeError, atomic_path, atomic_write, load_config, parse_overrides, safe_join,
+from core.common import (FaceforgeError, atomic_path, atomic_write, load_config, parse_overrides, safe_join,
                           safe_name, save_config, sha256_file)
 
 

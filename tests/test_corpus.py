@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.corpus import compress, plan, render, splits
 from forge.corpus.spec import CorpusConfig, GeneratorSpec, Source, load_spec
 
@@ -17,7 +17,7 @@ def _sources(n: int) -> list[Source]:
 
 # ---------------------------------------------------------------- spec
 def test_default_spec_is_the_embedded_sample_and_roundtrips(tmp_path):
-    from forge.common import save_config
+    from core.common import save_config
 
     cfg = load_spec()
     assert cfg == CorpusConfig()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forge.common import sha256_file
+from core.common import sha256_file
 from forge.corpus import build_corpus, load_manifest, read_item_frames
 from forge.corpus.build import PARTS, merge_corpus
 from forge.corpus.manifest import MANIFEST_COLUMNS, read_item_landmarks
@@ -185,7 +185,7 @@ def test_resume_renders_nothing_twice(corpus, sample_dir):
 
 
 def test_a_different_spec_is_refused(corpus, sample_dir):
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     out, _ = corpus
     with pytest.raises(FaceforgeError, match="different spec"):

@@ -15,7 +15,7 @@ from dashboard import checks, data, runs
 from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest
 from dashboard.review import (ReviewStore, Triplet, agreement_with_truth, inter_reviewer_agreement, make_triplet,
                               user_metric, wilson_interval)
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_study_matrices_and_empty_runs(fx, tmp_path):
 
 
 def test_study_matrix_cells_may_be_metric_dicts(tmp_path):
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     # the layout of benchmarks/detect_studies.py: {train: {test: {"auc": ..., "n": ...}}}, None = empty cell
     write_json_atomic(tmp_path / "detect_studies.json", {"detectors": {"frequency": {
@@ -332,7 +332,7 @@ def test_cli_error_exit(tmp_path, capsys):
 def test_metrics_table_keeps_run_names(fx, tmp_path):
     # detect's eval metrics.json carries its own "run" (a path): the table's run column stays the run name
     shutil.copytree(fx / "runs", tmp_path / "runs")
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     write_json_atomic(tmp_path / "runs" / "cnn" / "eval" / "test" / "metrics.json",
                       {"run": "/abs/path/cnn", "video": {"auc": 0.7}})

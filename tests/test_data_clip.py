@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.data.clip import extract_clip
 from forge.data.media import read_frames, write_video
 

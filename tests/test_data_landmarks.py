@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.data import crop
 from forge.data.landmarks import backend_status, get_detector, resolve_backend
 from forge.data.media import read_image, read_video

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.data.media import read_image, read_video, video_info, write_video
 
 

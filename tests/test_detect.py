@@ -12,7 +12,7 @@ import pytest
 
 from detect.config import DetectConfig
 from detect.registry import DuplicateDetectorError, get_detector_class, list_detectors, register
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 # 6 real sample identities: d12, d18 -> test (the sample's held-out), d9 -> val, 3 -> train
 TOY_IDS = ("d0", "d3", "d6", "d9", "d12", "d18")

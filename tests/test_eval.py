@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 VIDEOS = ("d0", "hdtf_wda_katiehill")
 

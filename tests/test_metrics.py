@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.metrics import (IdentityEncoder, csim, fid, frechet_distance, landmark_error, psnr, ssim)
 from forge.retarget import canonical_landmarks
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.config import ContentLossConfig, ModelConfig, load_train_config
 from forge.losses import (ContentLoss, caffe_preprocess, discriminator_hinge, embedding_match,
                           feature_matching, generator_adversarial, ssim)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forge.cli import main
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.data import prepare as prepare_mod
 from forge.data.cache import FLAG_NO_FACE, FLAG_TRACKED, PreparedCache
 from forge.data.media import read_frames, write_video

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from provenance import api, keys
 from provenance.store import Store
 

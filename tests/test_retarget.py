@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.retarget import (apply_transform, canonical_landmarks, fit_similarity, inter_ocular,
                             mouth_opening, neutral_frame, part_size, retarget, PARTS)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from forge.checkpoint import export_inference
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.config import FitConfig
-from forge.dataset import ArrayCache
+from forge.data.episodes import ArrayCache
 from forge.talker import DEFAULT_CHECKPOINT, Person, Talker
 from forge.train import MetaTrainer
 
@@ -40,7 +40,7 @@ def test_load_export_and_ff_fit_from_one_image(talker_path, clip):
     person = t.fit(frames[:1], limg[:1], mode="ff")
     assert person.mode == "ff" and person.n_frames == 1 and person.g_state is None
     with torch.no_grad():  # FF: psi_hat = P e_hat, e_hat = E(x, y)
-        from forge.dataset import to_tensor
+        from forge.data.episodes import to_tensor
         e = t.E(to_tensor(frames[:1])[None], to_tensor(limg[:1])[None])[0]
         assert torch.allclose(person.psi, t.G.project(e[None])[0], atol=1e-5)
     video = t.render(person, limg[2:12], batch_size=4)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.config import ModelConfig, TrainConfig
-from forge.dataset import ArrayCache, EpisodeSampler
+from forge.data.episodes import ArrayCache, EpisodeSampler
 from forge.train import MetaTrainer
 
 torch.set_num_threads(1)  # the test machine is a shared 2-core box: avoid thread oversubscription
@@ -127,7 +127,7 @@ def test_ddp_gloo_two_processes(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         torch.set_num_threads(1)
         from test_train import make_clips, tiny_cfg
-        from forge.dataset import ArrayCache
+        from forge.data.episodes import ArrayCache
         from forge.dist import cleanup, init_from_env
         from forge.train import MetaTrainer
         ctx = init_from_env("cpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from forge.retarget import canonical_landmarks
 from forge.warp import control_points, triangulate, warp_render
 

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 from provenance import ecc
 from provenance import watermark as wm
 

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from forge.common import load_config, parse_overrides
+    from core.common import load_config, parse_overrides
 
     from dashboard.mainjob import QUICK, MainJobConfig, run_main_job
 

@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
 
 def build_command(args) -> list[str]:
     """The `streamlit run` command line for these arguments (roots validated, made absolute)."""
-    from forge.common import FaceforgeError, require_file
+    from core.common import FaceforgeError, require_file
 
     require_file(Path(args.corpus) / "manifest.parquet", "corpus manifest")
     if args.runs is not None and not Path(args.runs).is_dir():

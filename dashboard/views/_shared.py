@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import checks, data, runs
 from dashboard.data import DashboardConfig
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 CFG_KEY = "_faceforge_cfg"
 ITEM_PAGE = "views/item.py"

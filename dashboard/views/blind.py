@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.views import _shared as ui
 from dashboard.review import CHANCE, STUDY_COLUMNS, ReviewStore, make_triplet, study_pool, user_metric
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 POSITIONS = ("A", "B", "C")
 TRIPLET_KEY = "_triplet"

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import checks, data
 from dashboard.views import _shared as ui
-from forge.common import safe_name
+from core.common import safe_name
 
 TYPES = [s.lstrip(".") for s in data.VIDEO_SUFFIXES + data.IMAGE_SUFFIXES]
 MB = 1 << 20

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.views import _shared as ui
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 GRID_COLUMNS = 6
 TABLE_ROWS = 2_000  # rows sent to the browser's table (the grid pages through all of them)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data, runs
 from dashboard.views import _shared as ui
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 WORST_K = 5
 WORST_THUMB_PX = 56

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data, runs
 from dashboard.views import _shared as ui
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 SELECT_LIMIT = 2000  # above this many items the picker is a text box (a 10k-option list is slow)
 

@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import data
 from dashboard.views import _shared as ui
 from dashboard.review import LABELS, ReviewStore, agreement_with_truth, blind_order, inter_reviewer_agreement
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 def _go_to(item_id: str) -> None:
     st.session_state["review_item"] = item_id

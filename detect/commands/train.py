@@ -39,7 +39,7 @@ def run(args) -> int:
 
     from detect.config import DetectConfig
     from detect.train import train
-    from forge.common import load_config, parse_overrides
+    from core.common import load_config, parse_overrides
 
     overrides = parse_overrides(args.set)
     overrides["detector"] = args.detector

@@ -14,7 +14,7 @@ import numpy as np
 from detect.config import DetectConfig
 from detect.data import Item
 from detect.metrics import aggregate, auc, log_loss
-from forge.common import FaceforgeError, atomic_path, get_logger
+from core.common import FaceforgeError, atomic_path, get_logger
 
 log = get_logger("detect.detectors")
 

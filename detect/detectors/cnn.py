@@ -17,7 +17,7 @@ import numpy as np
 from detect.detectors.base import (Detector, check_two_classes, class_weights, even_indices, selection_key,
                                    val_summary)
 from detect.registry import register
-from forge.common import FaceforgeError, atomic_path, get_logger
+from core.common import FaceforgeError, atomic_path, get_logger
 
 log = get_logger("detect.cnn")
 

@@ -41,7 +41,7 @@ def shard_from_env(environ=os.environ) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from forge.common import parse_overrides
+    from core.common import parse_overrides
     from forge.corpus.build import build_corpus, merge_corpus
     from forge.corpus.plan import parse_shard
 

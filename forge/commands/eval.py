@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from forge.common import load_config, parse_overrides
+    from core.common import load_config, parse_overrides
     from forge.evaluate import EvalConfig, evaluate
 
     overrides = parse_overrides(args.set)

@@ -23,7 +23,7 @@ def collect_frames(paths, resolution: int, frames: int | None = None, backend: s
     Any file without a face raises a one-line ``FaceforgeError``."""
     import numpy as np
 
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
     from forge.data.clip import extract_clip
 
     xs, ys = [], []

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
     from forge.data.prepare import PrepareConfig, prepare
 
     try:

@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from forge.common import parse_overrides
+    from core.common import parse_overrides
     from forge.config import load_train_config
     from forge.train import train
 

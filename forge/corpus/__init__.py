@@ -10,7 +10,7 @@ Heavy modules (torch, c2pa, PyAV) are imported lazily.
 
 from __future__ import annotations
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _LAZY = {
     "build_corpus": "forge.corpus.build",

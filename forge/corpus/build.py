@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from forge.common import (FaceforgeError, atomic_path, get_logger, save_config, sha256_file,
+from core.common import (FaceforgeError, atomic_path, get_logger, save_config, sha256_file,
                           write_json_atomic)
 from forge.corpus import compress, manifest, plan, render, splits
 from forge.corpus.signing import CorpusProvenance, payload_hex

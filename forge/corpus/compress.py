@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, atomic_path
+from core.common import FaceforgeError, atomic_path
 from forge.corpus.spec import CRF
 
 EXTENSION = {"raw": ".mp4", "c23": ".mp4", "c40": ".mp4", "jpeg": ".mov"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from forge.common import FaceforgeError, safe_join, write_json_atomic, write_parquet_atomic
+from core.common import FaceforgeError, safe_join, write_json_atomic, write_parquet_atomic
 
 # The contract's columns (docs/ARCHITECTURE.md), in order; extra columns follow.
 MANIFEST_COLUMNS = [

@@ -97,7 +97,7 @@ def plan_jobs(cfg: CorpusConfig, sources: list[Source], splits: dict[str, str],
     seen: set[str] = set()
     for j in jobs:
         if j.job_id in seen:
-            from forge.common import FaceforgeError
+            from core.common import FaceforgeError
 
             raise FaceforgeError(f"the spec asks for {j.job_id} twice (overlapping generator entries)")
         seen.add(j.job_id)
@@ -115,7 +115,7 @@ def shard_jobs(jobs: list[Job], index: int, count: int) -> list[Job]:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/n"`` -> (i, n) with 0 <= i < n."""
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     try:
         i, n = (int(x) for x in text.split("/"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, atomic_path, get_logger
+from core.common import FaceforgeError, atomic_path, get_logger
 from forge.corpus.plan import Job
 from forge.corpus.spec import CorpusConfig, Source
 
@@ -118,7 +118,7 @@ class Renderers:
     def checkpoint_sha256(self) -> str:
         """The Talker checkpoint's sha256 without loading it (resume compares it with done renders)."""
         if self._ckpt_sha is None:
-            from forge.common import require_file, sha256_file
+            from core.common import require_file, sha256_file
             from forge.talker import DEFAULT_CHECKPOINT
 
             path = self.cfg.checkpoint or DEFAULT_CHECKPOINT

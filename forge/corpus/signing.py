@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from forge.common import get_logger
+from core.common import get_logger
 from forge.corpus.splits import file_lock
 from provenance.store import payload_hex  # noqa: F401  (re-exported for the corpus builder)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge.common import REPO_ROOT, FaceforgeError, config_from_dict, load_config
+from core.common import REPO_ROOT, FaceforgeError, config_from_dict, load_config
 
 DEFAULT_SPEC = Path(__file__).with_name("default.yaml")
 
@@ -165,7 +165,7 @@ class Source:
 
 def list_sources(cfg: CorpusConfig, base: Path | None = None) -> list[Source]:
     """Expand the spec's sources (files or folders) into a sorted, de-duplicated list."""
-    from forge.common import safe_name
+    from core.common import safe_name
 
     files: list[Path] = []
     for entry in cfg.sources:

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from forge.common import FaceforgeError, write_json_atomic
+from core.common import FaceforgeError, write_json_atomic
 from forge.corpus.spec import SPLITS
 
 

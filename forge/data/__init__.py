@@ -13,7 +13,7 @@ Public API (imported lazily, so ``import forge.data`` stays light):
 
 from __future__ import annotations
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _EXPORTS = {
     "read_video": ".media", "video_info": ".media", "read_image": ".media", "write_video": ".media",

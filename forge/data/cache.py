@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, atomic_path
+from core.common import FaceforgeError, atomic_path
 
 VIDEOS_DIR = "videos"
 CONFIG_FILE = "prepare.yaml"
@@ -104,7 +104,7 @@ def write_video_frames(root: Path, video_id: str, rows: dict[str, list]) -> Path
 
 
 def write_video_record(root: Path, video_id: str, record: dict) -> None:
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     write_json_atomic(video_paths(root, video_id)[1], record)
 
@@ -136,7 +136,7 @@ class PreparedCache:
     @property
     def config(self):
         if self._config is None:
-            from forge.common import load_config
+            from core.common import load_config
             from forge.data.prepare import PrepareConfig
 
             self._config = load_config(PrepareConfig, self.root / CONFIG_FILE)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, require_file
+from core.common import FaceforgeError, require_file
 
 from . import crop as crop_mod
 from .landmarks import Face, LandmarkDetector, get_detector

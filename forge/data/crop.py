@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 DEFAULT_MARGIN = 0.40      # extra side of the square on each side, as a fraction of the landmark box
 HEAD_LIFT = 0.15           # move the centre up by this fraction of the landmark box height (forehead)

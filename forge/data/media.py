@@ -2,7 +2,7 @@
 
 Every image handed out is RGB ``uint8 (H, W, 3)`` in display orientation (rotation side data,
 the legacy ``rotate`` tag and EXIF orientation are applied). Unreadable input raises
-:class:`~forge.common.FaceforgeError` with one line naming the file and the reason.
+:class:`~core.common.FaceforgeError` with one line naming the file and the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from forge.common import FaceforgeError, atomic_path, get_logger, require_file
+from core.common import FaceforgeError, atomic_path, get_logger, require_file
 
 log = get_logger("data.media")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forge.common import FaceforgeError, get_logger, safe_name, save_config, write_parquet_atomic
+from core.common import FaceforgeError, get_logger, safe_name, save_config, write_parquet_atomic
 
 from . import cache as cache_mod
 from .media import is_image, is_video
@@ -194,7 +194,7 @@ def process_item(item: Item, out: str, cfg: PrepareConfig) -> dict:
 
 # ---------------------------------------------------------------- the batch
 def _check_resume(out: Path, cfg: PrepareConfig) -> None:
-    from forge.common import load_config
+    from core.common import load_config
 
     saved_path = out / cache_mod.CONFIG_FILE
     if not saved_path.is_file():
@@ -255,7 +255,7 @@ def prepare(inputs: list[str | os.PathLike] | str | os.PathLike, out: str | os.P
     """Build (or resume) the prepared cache at ``out``; returns a report dict (also ``report.json``)."""
     from tqdm import tqdm
 
-    from forge.common import write_json_atomic
+    from core.common import write_json_atomic
 
     from .landmarks import resolve_backend
 
@@ -301,7 +301,7 @@ def _write_preview(out: Path) -> None:
     """``preview.png``: what the crops and landmarks look like (skipped when nothing was prepared)."""
     from PIL import Image
 
-    from forge.common import atomic_path
+    from core.common import atomic_path
 
     cache = cache_mod.PreparedCache(out)
     if not cache.video_ids():

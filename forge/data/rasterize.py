@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 # (name, point indices, closed, RGB colour); iBUG-300W 68-point layout, "right" = subject's right.
 PARTS: tuple[tuple[str, tuple[int, ...], bool, tuple[int, int, int]], ...] = (

@@ -1,7 +1,7 @@
 """The paper's three networks: ``Embedder`` (E), ``Generator`` (G, with the projection P) and the
 projection ``Discriminator`` (D). Imported lazily so that ``import forge.model`` is cheap."""
 
-from forge.common import lazy_exports
+from core.common import lazy_exports
 
 _EXPORTS = {"Embedder": ".embedder", "Generator": ".generator", "Discriminator": ".discriminator",
             "build_models": ".build"}

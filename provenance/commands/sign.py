@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _payload(text: str | None) -> int | None:
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
 
     if text is None:
         return None
@@ -52,7 +52,7 @@ def _payload(text: str | None) -> int | None:
 def _generation(text: str) -> dict:
     import json
 
-    from forge.common import FaceforgeError, require_file
+    from core.common import FaceforgeError, require_file
 
     raw = require_file(text[1:], "generation file").read_text() if text.startswith("@") else text
     try:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
     from provenance.api import new_payload, sign_file, watermark_file
     from provenance.keys import identity_from_files, load_identity
 

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def verify_many(files, trust, store, decode_watermark=True) -> list[dict]:
-    from forge.common import FaceforgeError
+    from core.common import FaceforgeError
     from provenance.api import verify_file
 
     results = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from forge.common import FaceforgeError
+from core.common import FaceforgeError
 
 
 @dataclass
