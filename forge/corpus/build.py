@@ -77,7 +77,7 @@ def resolve_spec(corpus: Path, spec: CorpusConfig | str | Path | None, overrides
 def plan_corpus(corpus: Path, cfg: CorpusConfig) -> tuple[list[Source], dict[str, str], list[plan.Job]]:
     sources = list_sources(cfg)
     id_split = splits.load_or_write_splits(corpus / "splits.json", [s.identity for s in sources],
-                                           cfg.split_ratios, cfg.seed)
+                                           cfg.split_ratios, cfg.seed, cfg.test_identities)
     drivers = splits.cross_drivers(id_split, cfg.seed)
     return sources, id_split, plan.plan_jobs(cfg, sources, id_split, drivers)
 
@@ -147,7 +147,8 @@ def _base_row(job: plan.Job, group: plan.OutputGroup, cfg: CorpusConfig, rendere
         "driver_clip": f"{job.driver.source_id}:{int(drv_idx[0])}-{int(drv_idx[-1])}",
         "resolution": cfg.resolution, "fps": float(rendered.fps), "seed": job.seed,
         "job_id": job.job_id, "framing": group.framing, "twin_of": group.twin_of,
-        "source_id": job.source.source_id, "driver_id": job.driver.source_id,
+        "source_id": job.source.source_id, "driver_id": job.driver.source_id, "clip": int(job.clip),
+        "render_resolution": int(rendered.render_resolution or cfg.resolution),
     }
 
 
@@ -227,7 +228,8 @@ def run_job(corpus: Path, job: plan.Job, cfg: CorpusConfig, bank: SourceBank, mo
             frames, lms = rendered.frames, rendered.landmarks
         else:
             if full is None:
-                full = render.paste_back(rendered, job.label == "fake", drv.boxes[drv.clip(cfg.clip_frames)],
+                boxes = drv.boxes[render.driver_clip(job, drv, cfg)]                # (N, 4)
+                full = render.paste_back(rendered, job.label == "fake", boxes,
                                          bank.full_frames(job.driver, rendered.driver_frames), cfg.paste_size)
             frames, lms = full
         rows += write_group(corpus, job, group, frames, lms, rendered, cfg, prov, version, ckpt)
@@ -271,7 +273,9 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
         if is_done(part, job, models):
             stats["done"] += 1
             continue
+        t_job = time.perf_counter()
         record = run_job(corpus, job, cfg, bank, models, prov)
+        record["seconds"] = round(time.perf_counter() - t_job, 3)  # incl. a person fit shared by later jobs
         write_json_atomic(part, record)  # the done marker, written after every file of the job
         stats[record["status"]] += 1
         stats["files"] += len(record["rows"])

@@ -28,6 +28,8 @@ EXTRA_COLUMNS = [
     "twin_of",       # for an un-watermarked twin: the watermarked group it mirrors
     "source_id", "driver_id",  # source video ids (an identity may have several videos)
     "width", "height",
+    "clip",          # which disjoint clip of the source (the driver's, for cross-reenactment)
+    "render_resolution",  # the side the generator drew at (resized to ``resolution`` when different)
 ]
 ERROR_COLUMNS = ["stage", "source_id", "identity", "path", "job_id", "reason"]
 SOFTWARE = ["faceforge", "torch", "numpy", "av", "c2pa-python", "opencv-python", "dlib-bin",
@@ -43,7 +45,7 @@ def manifest_frame(rows: list[dict[str, Any]]):
     import pandas as pd
 
     df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + EXTRA_COLUMNS)
-    for col in ("T", "n_frames", "resolution", "seed", "width", "height"):
+    for col in ("T", "n_frames", "resolution", "seed", "width", "height", "clip", "render_resolution"):
         df[col] = df[col].astype("Int64")
     for col in ("retarget", "watermarked", "c2pa_signed"):
         df[col] = df[col].astype(bool)

@@ -40,6 +40,7 @@ class Job:
     steps: int | None          # FT steps
     fit_key: str
     outputs: tuple[OutputGroup, ...]
+    clip: int = 0              # which of the source's clips (the driver's for cross-reenactment)
 
 
 def job_seed(seed: int, job_id: str) -> int:
@@ -70,30 +71,35 @@ def plan_jobs(cfg: CorpusConfig, sources: list[Source], splits: dict[str, str],
     jobs: list[Job] = []
     for src in sorted(sources, key=lambda s: s.source_id):
         split = splits[src.identity]
-        rid = f"real-{src.source_id}"
-        jobs.append(Job(rid, "real", "real", None, None, None, False, src, src, split,
-                        job_seed(cfg.seed, rid), None, rid, _outputs(rid, False, cfg)))
+        n_clips = cfg.clip_count(src.n_frames)
+        for k in range(n_clips):
+            ck = f"-c{k}" if k else ""  # clip 0 keeps the single-clip ids
+            rid = f"real-{src.source_id}{ck}"
+            jobs.append(Job(rid, "real", "real", None, None, None, False, src, src, split,
+                            job_seed(cfg.seed, rid), None, rid, _outputs(rid, False, cfg), k))
         for gen in cfg.generators:
             if split not in gen.splits:
                 continue
             for T in gen.T:
                 tag = f"{gen.name}-{gen.mode}-T{T}" if gen.mode else f"{gen.name}-T{T}"
-                fit_key = f"{tag}-{src.source_id}"
-                for reen in gen.reenactment:
-                    if reen == "self":
-                        variants = [(False, src)]
-                    else:
-                        d_ident = drivers.get(src.identity)
-                        if d_ident is None:
-                            continue  # alone in its split: no cross driver without leaking identities
-                        variants = [(rt, by_identity[d_ident]) for rt in gen.retarget]
-                    for rt, drv in variants:
-                        jid = f"{tag}-{reen}{'-rt' if rt else ''}-{src.source_id}"
-                        if reen == "cross":
-                            jid += f"-by-{drv.source_id}"
-                        jobs.append(Job(jid, "fake", gen.name, gen.mode, T, reen, rt, src, drv, split,
-                                        job_seed(cfg.seed, jid), gen.steps, fit_key,
-                                        _outputs(jid, True, cfg)))
+                fit_key = f"{tag}-{src.source_id}"  # one fitted person renders all its clips
+                for k in range(n_clips):
+                    ck = f"-c{k}" if k else ""
+                    for reen in gen.reenactment:
+                        if reen == "self":
+                            variants = [(False, src)]
+                        else:
+                            d_ident = drivers.get(src.identity)
+                            if d_ident is None:
+                                continue  # alone in its split: no cross driver without leaking identities
+                            variants = [(rt, by_identity[d_ident]) for rt in gen.retarget]
+                        for rt, drv in variants:
+                            jid = f"{tag}-{reen}{'-rt' if rt else ''}-{src.source_id}{ck}"
+                            if reen == "cross":
+                                jid += f"-by-{drv.source_id}"
+                            jobs.append(Job(jid, "fake", gen.name, gen.mode, T, reen, rt, src, drv, split,
+                                            job_seed(cfg.seed, jid), gen.steps, fit_key,
+                                            _outputs(jid, True, cfg), k))
     seen: set[str] = set()
     for j in jobs:
         if j.job_id in seen:

@@ -36,16 +36,19 @@ class SourceClip:
     fps: float
     source_size: tuple[int, int]  # (H, W)
 
-    def clip(self, n: int) -> slice:
-        return slice(0, n)
+    def clip(self, n: int, k: int = 0) -> slice:
+        """Rows of clip ``k`` (clips are disjoint, ``n`` frames each, from the start)."""
+        if (k + 1) * n > len(self.frames):
+            raise FaceforgeError(f"{self.source_id} has {len(self.frames)} frames: no clip {k} of {n} frames")
+        return slice(k * n, (k + 1) * n)
 
-    def reference_indices(self, n: int, T: int) -> np.ndarray:
-        """T rows spread evenly over the frames after the clip: (T,) int."""
-        available = len(self.frames) - n
+    def reference_indices(self, start: int, T: int) -> np.ndarray:
+        """T rows spread evenly over the frames after the clips (from row ``start``): (T,) int."""
+        available = len(self.frames) - start
         if available < T:
             raise FaceforgeError(f"too few frames for T={T}: {available} reference frames after the "
-                                 f"{n}-frame clip in {self.source_id}")
-        return n + np.round(np.linspace(0, available - 1, T)).astype(int)
+                                 f"{start} clip frames of {self.source_id}")
+        return start + np.round(np.linspace(0, available - 1, T)).astype(int)
 
     def save(self, path: Path) -> None:
         with atomic_path(path, suffix=".npz") as tmp:
@@ -65,6 +68,10 @@ def extract_source(src: Source, cfg: CorpusConfig, cache_dir: Path) -> SourceCli
     path = Path(cache_dir) / f"{src.source_id}.npz"
     if path.exists():
         return SourceClip.load(src.source_id, path)
+    if src.cache is not None:
+        sc = source_from_cache(src, cfg)
+        sc.save(path)
+        return sc
     from forge.data.clip import extract_clip
 
     clip = extract_clip(src.path, resolution=cfg.resolution, backend=cfg.landmark_backend,
@@ -80,6 +87,29 @@ def extract_source(src: Source, cfg: CorpusConfig, cache_dir: Path) -> SourceCli
     return sc
 
 
+def source_from_cache(src: Source, cfg: CorpusConfig) -> SourceClip:
+    """A cache source's frames with a face (``forge prepare`` output at the spec's resolution);
+    its fps is the source's divided by the cache's frame stride."""
+    from forge.data.cache import PreparedCache
+
+    cache = PreparedCache(src.cache)
+    if cache.resolution != cfg.resolution:
+        raise FaceforgeError(f"cache {src.cache} holds {cache.resolution} px crops, the spec asks for "
+                             f"{cfg.resolution} px")
+    frames, landmarks = cache.load(src.source_id)                        # (M, S, S, 3), (M, 68, 2)
+    idx = cache.index[cache.index["video_id"] == src.source_id].sort_values("frame")
+    keep = idx["valid"].to_numpy(bool)
+    if len(idx) != len(frames):
+        raise FaceforgeError(f"cache {src.cache}: index and frames of {src.source_id} differ in length")
+    if int(keep.sum()) < cfg.clip_frames + 1:  # the clip plus at least one reference frame
+        raise FaceforgeError(f"too few frames with a face: {int(keep.sum())}, need {cfg.clip_frames + 1}")
+    row = cache.videos.set_index("video_id").loc[src.source_id]
+    boxes = np.stack(idx["crop_box"].to_numpy()).astype(np.float32)     # (M, 4)
+    return SourceClip(src.source_id, frames[keep], landmarks[keep].astype(np.float32),
+                      idx["frame_index"].to_numpy()[keep], boxes[keep],
+                      float(row["fps"]) / max(1, int(cache.config.every)), (int(row["height"]), int(row["width"])))
+
+
 @dataclass
 class Render:
     """What one job produced, before provenance and compression."""
@@ -89,6 +119,7 @@ class Render:
     source_frames: np.ndarray   # (T,) source-video frame indices used to fit ((0,) for reals)
     driver_frames: np.ndarray   # (N,) driver-video frame indices
     fps: float
+    render_resolution: int | None = None  # the side the generator drew at (None: the spec's)
 
 
 class Renderers:
@@ -109,7 +140,7 @@ class Renderers:
             from forge.talker import Talker
 
             self._talker = Talker.load(self.cfg.checkpoint, device=self.cfg.device)
-            if self._talker.resolution != self.cfg.resolution:
+            if self._talker.resolution != self.cfg.resolution and not self.cfg.talker_resize:
                 raise FaceforgeError(f"the Talker checkpoint renders {self._talker.resolution} px but the "
                                      f"spec asks for {self.cfg.resolution} px")
         return self._talker
@@ -135,6 +166,11 @@ class Renderers:
             return f"warp-{__version__}", None
         return "real", None
 
+    @property
+    def render_resolution(self) -> int:
+        """The side the Talker renders at (the spec's, unless ``talker_resize`` resizes its output)."""
+        return int(self.talker.resolution) if self.cfg.talker_resize else self.cfg.resolution
+
     def person(self, job: Job, frames: np.ndarray, landmark_images: np.ndarray):
         if self._person_key != job.fit_key:
             from forge.corpus.plan import job_seed
@@ -154,11 +190,12 @@ def draw_all(landmarks: np.ndarray, size: int) -> np.ndarray:
     return np.stack([draw_landmarks(lm, size) for lm in landmarks])
 
 
-def target_landmarks(job: Job, src: SourceClip, drv: SourceClip, n: int, ref0: int) -> np.ndarray:
+def target_landmarks(job: Job, src: SourceClip, drv: SourceClip, src_clip: slice, drv_clip: slice,
+                     ref0: int) -> np.ndarray:
     """The landmarks the fake must show: (N, 68, 2)."""
     if job.reenactment == "self":
-        return src.landmarks[src.clip(n)].copy()
-    drv_lm = drv.landmarks[drv.clip(n)]
+        return src.landmarks[src_clip].copy()
+    drv_lm = drv.landmarks[drv_clip]
     if job.retarget:
         from forge.retarget import retarget
 
@@ -166,29 +203,59 @@ def target_landmarks(job: Job, src: SourceClip, drv: SourceClip, n: int, ref0: i
     return drv_lm.copy()
 
 
+def resize_clip(frames: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S, S, 3), (N, 68, 2) -> the same at ``size`` px (area when shrinking, cubic when growing)."""
+    import cv2
+
+    S = frames.shape[1]
+    if S == size:
+        return frames, landmarks
+    interp = cv2.INTER_AREA if size < S else cv2.INTER_CUBIC
+    out = np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])   # (N, size, size, 3)
+    return out, (landmarks * (size / S)).astype(np.float32)
+
+
+def render_fewshot(job: Job, src: SourceClip, refs: np.ndarray, target: np.ndarray, cfg: CorpusConfig,
+                   models: Renderers) -> np.ndarray:
+    """Fit (cached per fit key) and render at the Talker's side -> (N, S, S, 3) at the spec's side."""
+    r = models.render_resolution
+    ref_frames, ref_lm = resize_clip(src.frames[refs], src.landmarks[refs], r)           # (T, r, r, 3)
+    person = models.person(job, ref_frames, draw_all(ref_lm, r))
+    frames = models.talker.render(person, draw_all(target * (r / cfg.resolution), r),
+                                  batch_size=cfg.batch_size)                              # (N, r, r, 3)
+    frames = np.asarray(frames, dtype=np.uint8)
+    return resize_clip(frames, target, cfg.resolution)[0] if r != cfg.resolution else frames
+
+
+def driver_clip(job: Job, drv: SourceClip, cfg: CorpusConfig) -> slice:
+    """The driver rows a job shows (a real clip: its own; a shorter driver's clips are reused cyclically)."""
+    k = job.clip if job.label == "real" else job.clip % cfg.clip_count(len(drv.frames))
+    return drv.clip(cfg.clip_frames, k)
+
+
 def render_job(job: Job, src: SourceClip, drv: SourceClip, cfg: CorpusConfig, models: Renderers) -> Render:
     n = cfg.clip_frames
+    sl = src.clip(n, job.clip)
     if job.label == "real":
-        sl = src.clip(n)
         return Render(src.frames[sl].copy(), src.landmarks[sl].copy(), np.zeros(0, int),
                       src.frame_index[sl].copy(), src.fps)
-    refs = src.reference_indices(n, job.T)                   # (T,)
-    target = target_landmarks(job, src, drv, n, int(refs[0]))  # (N, 68, 2)
+    refs = src.reference_indices(cfg.clip_count(len(src.frames)) * n, job.T)   # (T,) after all clips
+    drv_sl = driver_clip(job, drv, cfg)
+    target = target_landmarks(job, src, drv, sl, drv_sl, int(refs[0]))          # (N, 68, 2)
     if job.generator == "warp":
         from forge.warp import warp_render
 
         frames = warp_render(src.frames[refs[0]], src.landmarks[refs[0]], target)
     elif job.generator == "fewshot":
-        person = models.person(job, src.frames[refs], draw_all(src.landmarks[refs], cfg.resolution))
-        frames = models.talker.render(person, draw_all(target, cfg.resolution), batch_size=cfg.batch_size)
+        frames = render_fewshot(job, src, refs, target, cfg, models)
     else:
         raise FaceforgeError(f"unknown generator {job.generator!r}")
     frames = np.asarray(frames, dtype=np.uint8)
     if frames.shape != (n, cfg.resolution, cfg.resolution, 3):
         raise FaceforgeError(f"{job.generator} returned frames of shape {frames.shape}")
-    drv_sl = drv.clip(n)
     return Render(frames, target.astype(np.float32), src.frame_index[refs].copy(),
-                  drv.frame_index[drv_sl].copy(), drv.fps)
+                  drv.frame_index[drv_sl].copy(), drv.fps,
+                  models.render_resolution if job.generator == "fewshot" else None)
 
 
 # ---------------------------------------------------------------- full-frame paste-back

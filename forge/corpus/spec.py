@@ -78,6 +78,8 @@ class CorpusConfig:
     identity_from: str = "stem"                             # "stem" (one identity per file) | "parent" (folder)
     resolution: int = 64                                    # S: crops are S x S
     clip_frames: int = 16                                   # N: frames per item (reals and fakes alike)
+    clips_per_source: int = 1                               # K: up to K disjoint N-frame clips per source
+                                                            #    (fewer when the source is short)
     landmark_backend: str = "auto"                          # forge.data.landmarks backend
     generators: tuple[GeneratorSpec, ...] = (
         GeneratorSpec("fewshot", "ff", (1, 8, 32), ("self",)),
@@ -86,9 +88,13 @@ class CorpusConfig:
         GeneratorSpec("warp", None, (1,)),
     )
     checkpoint: str | None = None                           # Talker checkpoint (None: the shipped one)
+    talker_resize: bool = False                             # a Talker of another resolution renders at its
+                                                            #    own size, resized to ``resolution``
     compressions: tuple[str, ...] = COMPRESSIONS            # variants written for every item
     jpeg_quality: int = 75                                  # JPEG-per-frame variant quality
     split_ratios: tuple[float, ...] = (0.6, 0.2, 0.2)       # train, val, test (over identities)
+    test_identities: tuple[str, ...] = ()                   # always in test (e.g. the generator's held-out
+                                                            #    people); they count towards the test share
     seed: int = 0                                           # splits, driver pairing, fitting
     watermark: bool = True                                  # watermark every fake (provenance.watermark)
     unwatermarked_twin: bool = False                        # also write each fake without watermark (signed)
@@ -104,6 +110,7 @@ class CorpusConfig:
                      for g in _as_tuple(self.generators))
         object.__setattr__(self, "generators", gens)
         object.__setattr__(self, "sources", tuple(str(s) for s in _as_tuple(self.sources)))
+        object.__setattr__(self, "test_identities", tuple(str(s) for s in _as_tuple(self.test_identities)))
         comps = _as_tuple(self.compressions)
         bad = sorted(set(comps) - set(COMPRESSIONS))
         if bad:
@@ -121,6 +128,8 @@ class CorpusConfig:
             raise FaceforgeError(f"resolution must be in 16..1024, got {self.resolution}")
         if self.clip_frames < 2:
             raise FaceforgeError(f"clip_frames must be >= 2, got {self.clip_frames}")
+        if self.clips_per_source < 1:
+            raise FaceforgeError(f"clips_per_source must be >= 1, got {self.clips_per_source}")
         if not 1 <= self.jpeg_quality <= 100:
             raise FaceforgeError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
 
@@ -130,8 +139,16 @@ class CorpusConfig:
 
     @property
     def frames_needed(self) -> int:
-        """Frames to extract per source: the item clip, then disjoint reference frames for fitting."""
-        return self.clip_frames + self.max_T
+        """Frames to extract per source: the item clips, then disjoint reference frames for fitting."""
+        return self.clips_per_source * self.clip_frames + self.max_T
+
+    def clip_count(self, n_frames: int | None) -> int:
+        """How many disjoint clips a source with ``n_frames`` usable frames gives: up to
+        ``clips_per_source``, leaving ``max_T`` reference frames after them; at least 1 (its
+        largest-T fits then fail and are recorded). ``None`` (not known before extraction): K."""
+        if n_frames is None:
+            return self.clips_per_source
+        return max(1, min(self.clips_per_source, (int(n_frames) - self.max_T) // self.clip_frames))
 
 
 def load_spec(path: str | Path | None = None, overrides: dict | None = None) -> CorpusConfig:
@@ -160,7 +177,24 @@ class Source:
 
     source_id: str   # unique safe token (file stem, de-duplicated)
     identity: str
-    path: str
+    path: str        # the video file (C2PA ingredient)
+    cache: str | None = None       # a ``forge prepare`` cache holding its faces (video id = source_id)
+    n_frames: int | None = None    # usable frames, when known before extraction (cache sources)
+
+
+def is_prepared_cache(path: Path) -> bool:
+    return path.is_dir() and (path / "prepare.yaml").is_file() and (path / "videos.parquet").is_file()
+
+
+def cache_sources(root: Path, base: Path | None = None) -> list[Source]:
+    """The ok videos of a prepared cache as sources (faces, landmarks and crop boxes are read from
+    it instead of detecting them again)."""
+    from forge.data.cache import PreparedCache
+
+    videos = PreparedCache(root).videos
+    ok = videos[videos["status"] == "ok"]
+    return [Source(str(r.video_id), str(r.identity), str(resolve_source(str(r.source), base)), str(root),
+                   int(getattr(r, "n_valid", r.n_frames))) for r in ok.itertuples()]
 
 
 def list_sources(cfg: CorpusConfig, base: Path | None = None) -> list[Source]:
@@ -168,18 +202,21 @@ def list_sources(cfg: CorpusConfig, base: Path | None = None) -> list[Source]:
     from core.common import safe_name
 
     files: list[Path] = []
+    cached: list[Source] = []
     for entry in cfg.sources:
         p = resolve_source(entry, base)
-        if p.is_dir():
+        if is_prepared_cache(p):
+            cached += cache_sources(p, base)
+        elif p.is_dir():
             files += sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS and f.is_file())
         elif p.is_file():
             files.append(p)
         else:
             raise FaceforgeError(f"corpus source not found: {entry}")
-    if not files:
+    if not files and not cached:
         raise FaceforgeError("the corpus spec lists no source videos")
-    out: list[Source] = []
-    seen: set[str] = set()
+    out: list[Source] = list(cached)
+    seen: set[str] = {s.source_id for s in cached}
     for f in files:
         sid = base_id = safe_name(f.stem)
         k = 1

@@ -19,10 +19,18 @@ from core.common import FaceforgeError, write_json_atomic
 from forge.corpus.spec import SPLITS
 
 
-def assign_splits(identities: list[str], ratios: tuple[float, float, float], seed: int) -> dict[str, str]:
+def assign_splits(identities: list[str], ratios: tuple[float, float, float], seed: int,
+                  test: tuple[str, ...] = ()) -> dict[str, str]:
     """identity -> split. Identities are shuffled by ``seed``; split sizes follow ``ratios``
-    (rounded), and every split with a non-zero ratio gets at least one identity when there are enough."""
+    (rounded), and every split with a non-zero ratio gets at least one identity when there are enough.
+    ``test`` identities (those present) always go to test and fill its share first; when they are
+    more than that share, the other splits shrink."""
     ids = sorted(set(identities))
+    forced = sorted(set(test) & set(ids))
+    if forced:
+        rest = assign_splits([i for i in ids if i not in forced], _after_forced(ratios, len(ids), len(forced)),
+                             seed)
+        return {**rest, **{i: "test" for i in forced}}
     n = len(ids)
     r = np.asarray(ratios, dtype=np.float64) / float(sum(ratios))
     sizes = np.floor(r * n).astype(int)
@@ -43,6 +51,19 @@ def assign_splits(identities: list[str], ratios: tuple[float, float, float], see
             out[ids[int(k)]] = split
         start += size
     return out
+
+
+def _after_forced(ratios, n: int, n_forced: int) -> tuple[float, float, float]:
+    """The ratios over the identities left after ``n_forced`` were put in test, so that the whole
+    split keeps ``ratios`` (test's share minus the forced ones; never negative)."""
+    r = np.asarray(ratios, dtype=np.float64) / float(sum(ratios))
+    left = n - n_forced
+    if left <= 0:
+        return (1.0, 0.0, 0.0)
+    test_left = max(0.0, r[2] * n - n_forced)
+    scale = (left - test_left) / max(r[0] + r[1], 1e-12) if r[0] + r[1] > 0 else 0.0
+    out = (r[0] * scale, r[1] * scale, test_left)
+    return out if sum(out) > 0 else (1.0, 0.0, 0.0)
 
 
 def cross_drivers(splits: dict[str, str], seed: int) -> dict[str, str | None]:
@@ -73,7 +94,8 @@ def file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def load_or_write_splits(path: Path, identities: list[str], ratios, seed: int) -> dict[str, str]:
+def load_or_write_splits(path: Path, identities: list[str], ratios, seed: int,
+                         test: tuple[str, ...] = ()) -> dict[str, str]:
     """The corpus's splits: read ``path`` when it exists (it is never rewritten), else assign and write."""
     path = Path(path)
     with file_lock(path.with_name(".splits.lock")):
@@ -88,10 +110,11 @@ def load_or_write_splits(path: Path, identities: list[str], ratios, seed: int) -
                 raise FaceforgeError(f"{path} was written for other sources (no split for "
                                      f"{', '.join(missing[:3])}); use a new corpus folder")
             return splits
-        splits = assign_splits(identities, tuple(ratios), seed)
+        splits = assign_splits(identities, tuple(ratios), seed, tuple(test))
         write_json_atomic(path, {
             "seed": seed,
             "ratios": list(ratios),
+            "test_identities": sorted(set(test) & set(splits)),
             "identities": splits,
             "splits": {s: sorted(i for i, v in splits.items() if v == s) for s in SPLITS},
         })
