@@ -3,10 +3,13 @@
 - ``ssim``/``psnr``: pure numpy functions (Wang et al. 2004 SSIM with an 11-tap Gaussian window,
   sigma 1.5, K1=0.01, K2=0.03, per channel then averaged, borders excluded like scikit-image).
 - ``IdentityEncoder``: dlib's ResNet face descriptor (128-d, from the ``face_recognition_models``
-  package, no download) on crops upsampled to a size it was trained for; ``csim`` is the cosine
-  similarity of two descriptors. The paper used a different face-recognition network, so absolute
-  CSIM values are not comparable with its table (dlib descriptors of different people still have a
-  cosine around 0.8-0.9; identical faces give 1).
+  package, no download) on crops upsampled to a size it was trained for, computed in batches by the
+  torch port (``faces``; dlib's own network with ``backend="dlib"``, the reference: they agree within
+  1e-5); ``csim`` is the cosine similarity of two descriptors. The paper used a different
+  face-recognition network, so absolute CSIM values are not comparable with its table (dlib
+  descriptors of different people still have a cosine around 0.8-0.9; identical faces give 1).
+- ``fd_face``: the Frechet distance between two sets of those descriptors (FD-face: a realism
+  measure on a face-recognition embedding; not FID, whose Inception features are not available).
 - ``landmark_error``: the landmark detector run on generated frames vs the driving landmarks,
   normalised by the driving inter-ocular distance (pose fidelity).
 - ``fid``: Frechet Inception distance when Inception-v3 weights are given by path or sit in torch's
@@ -106,23 +109,35 @@ class IdentityEncoder:
     """dlib's ResNet face descriptor (128-d) on face crops.
 
     The face box comes from given landmarks, else dlib's HOG detector, else (a face crop is assumed)
-    the central 80% of the image; ``last_box_source`` says which was used for the last image.
+    the central 80% of the image; ``last_box_source`` says which was used for the last image. dlib's
+    5-point landmarks in that box place the 150 px chip (``dlib.get_face_chip``'s geometry); the chips
+    go through the torch port in batches (``backend="port"``) or dlib one by one (``"dlib"``).
     """
 
     name = "dlib_resnet_v1"
+    backends = ("port", "dlib")
 
-    def __init__(self, models_dir: str | os.PathLike | None = None, min_size: int = DESCRIBE_MIN_SIZE):
+    def __init__(self, models_dir: str | os.PathLike | None = None, min_size: int = DESCRIBE_MIN_SIZE,
+                 backend: str = "port", device: str = "cpu", batch_size: int = 32):
         import dlib
 
         from forge.data.landmarks import dlib_models_dir
 
+        if backend not in self.backends:
+            raise FaceforgeError(f"unknown identity backend {backend!r}; choose from {', '.join(self.backends)}")
         root = Path(models_dir) if models_dir else dlib_models_dir()
         rec = root / "dlib_face_recognition_resnet_model_v1.dat"
         sp = root / "shape_predictor_5_face_landmarks.dat"
         for f in (rec, sp):
             if not f.exists():
                 raise FaceforgeError(f"dlib model file missing: {f}")
-        self._rec = dlib.face_recognition_model_v1(str(rec))
+        if backend == "port":
+            from faces import IdentityNet
+
+            self._net = IdentityNet.load(device, dat=rec)
+        else:
+            self._rec = dlib.face_recognition_model_v1(str(rec))
+        self.backend, self.batch_size = backend, batch_size
         self._sp = dlib.shape_predictor(str(sp))
         self._det = dlib.get_frontal_face_detector()
         self.min_size = min_size
@@ -144,19 +159,34 @@ class IdentityEncoder:
         self.last_box_source = "centre"
         return dlib.rectangle(int(0.1 * w), int(0.1 * h), int(0.9 * w), int(0.9 * h))
 
-    def describe(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
-        """One RGB uint8 image (H, W, 3) (+ optional (68, 2) landmarks) -> (128,) float32."""
+    def chip(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """One RGB uint8 image (H, W, 3) (+ optional (68, 2) landmarks) -> its (150, 150, 3) chip."""
+        import dlib
+
+        from faces.align import align_face
+
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise FaceforgeError(f"describe needs a uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
         big, f = _upsample(img, self.min_size)
         shape = self._sp(big, self._box(big, landmarks, f))
-        return np.asarray(self._rec.compute_face_descriptor(big, shape), np.float32)
+        if self.backend == "dlib":
+            return dlib.get_face_chip(big, shape, 150, 0.25)
+        return align_face(big, np.array([(p.x, p.y) for p in shape.parts()], np.float64))
+
+    def describe(self, image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """One RGB uint8 image (H, W, 3) (+ optional (68, 2) landmarks) -> (128,) float32."""
+        return self.describe_batch(np.asarray(image)[None], None if landmarks is None else landmarks[None])[0]
 
     def describe_batch(self, frames: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """(N, H, W, 3) (+ (N, 68, 2)) -> (N, 128) float32."""
-        return np.stack([self.describe(fr, None if landmarks is None else landmarks[i])
-                         for i, fr in enumerate(frames)])
+        chips = np.stack([self.chip(fr, None if landmarks is None else landmarks[i])
+                          for i, fr in enumerate(frames)])               # (N, 150, 150, 3)
+        if self.backend == "dlib":
+            return np.array([np.asarray(d) for d in self._rec.compute_face_descriptor(list(chips))], np.float32)
+        from faces import chip_descriptors
+
+        return chip_descriptors(chips, self._net, self.batch_size)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -227,6 +257,18 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     covmean = np.real(covmean)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+def fd_face(real: np.ndarray, fake: np.ndarray) -> float:
+    """FD-face: the Frechet distance between Gaussians fitted to two sets of face descriptors
+    ``(N, D)`` and ``(M, D)`` (e.g. ``IdentityEncoder``'s 128-d; sample covariances). Needs N, M >= 2.
+    Not FID: a face-recognition embedding, comparable only with other FD-face values."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise FaceforgeError(f"fd_face needs (N, D) and (M, D) descriptors, got {real.shape} and {fake.shape}")
+    if len(real) < 2 or len(fake) < 2:
+        raise FaceforgeError(f"fd_face needs at least 2 descriptors per set, got {len(real)} and {len(fake)}")
+    return frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
 
 
 def find_inception_weights(path: str | os.PathLike | None = None) -> Path | None:

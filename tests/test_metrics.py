@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.common import FaceforgeError
-from forge.metrics import (IdentityEncoder, csim, fid, frechet_distance, landmark_error, psnr, ssim)
+from forge.metrics import (IdentityEncoder, csim, fd_face, fid, frechet_distance, landmark_error, psnr, ssim)
 from forge.retarget import canonical_landmarks
 
 
@@ -90,6 +90,30 @@ def test_csim_same_face_is_one_and_beats_another_person(encoder, portraits):
     assert same > 0.95 and other < same
     per = csim(encoder, fa, np.stack([fa, fb]), per_image=True)          # one reference vs N frames
     assert per.shape == (2,) and per[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_identity_encoder_port_matches_dlib_reference(encoder, portraits):
+    """CSIM's descriptors come from the torch port in batches; dlib's own network is the reference."""
+    a, b = portraits
+    frames = np.concatenate([a.frames[:3], b.frames[:1]])                # (4, 64, 64, 3) two people
+    lms = np.concatenate([a.landmarks[:3], b.landmarks[:1]])
+    reference = IdentityEncoder(backend="dlib")
+    for landmarks in (lms, None):                                        # boxes from landmarks / detector
+        ours, ref = encoder.describe_batch(frames, landmarks), reference.describe_batch(frames, landmarks)
+        assert np.linalg.norm(ours - ref, axis=1).max() <= 1e-3
+    with pytest.raises(FaceforgeError, match="unknown identity backend"):
+        IdentityEncoder(backend="vggface")
+
+
+def test_fd_face_hand_computed():
+    # four points on the axes: mean 0, sample covariance diag(2/3, 2/3)
+    a = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert fd_face(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert fd_face(a, a + [3.0, 4.0]) == pytest.approx(25.0)           # |mean shift|^2 = 9 + 16
+    # covariances S and 4S: tr(S + 4S - 2 (4 S^2)^(1/2)) = tr(S) = 4/3
+    assert fd_face(a, 2 * a) == pytest.approx(4 / 3)
+    with pytest.raises(FaceforgeError, match="at least 2"):
+        fd_face(a[:1], a)
 
 
 @dataclass
