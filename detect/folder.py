@@ -125,9 +125,10 @@ def folder_metrics(videos, threshold: float, n_boot: int = M.DEFAULT_BOOTSTRAP, 
 
 
 def evaluate_folder(run, folder: str | Path, cfg: FolderEvalConfig = FolderEvalConfig(), out: str | Path | None = None,
-                    name: str | None = None, progress: bool = True) -> dict:
+                    name: str | None = None, progress: bool = True, faces_cache: dict | None = None) -> dict:
     """Score every clip of a labelled folder with ``run`` and write the protocol's outputs
-    (default ``RUN/eval/folder_<name>/``). Returns ``metrics.json``'s dict plus ``out``."""
+    (default ``RUN/eval/folder_<name>/``). Returns ``metrics.json``'s dict plus ``out``.
+    ``faces_cache`` (a dict the caller keeps) lets several runs share one face extraction."""
     import dataclasses
 
     from detect.score import LoadedRun, load_run, score_files
@@ -136,7 +137,7 @@ def evaluate_folder(run, folder: str | Path, cfg: FolderEvalConfig = FolderEvalC
     table = read_manifest(folder)            # bad input fails before the model is loaded
     lr = run if isinstance(run, LoadedRun) else load_run(run)
     videos, frames = score_files(lr, table["path"], faces=cfg.faces, max_frames=cfg.max_frames, every=cfg.every,
-                                 return_frames=True, progress=progress)   # one row per listed file, in order
+                                 return_frames=True, progress=progress, faces_cache=faces_cache)  # row per file
     keep = [c for c in table.columns if c not in ("path", "label")]
     videos = videos.rename(columns={"label": "predicted"}).drop(columns=["file"])
     videos = table[["path", "label", *keep]].join(videos)

@@ -80,7 +80,7 @@ def _faces(path: Path, size: int, faces: str, max_frames: int, every: int, backe
 
 
 def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_frames: int = DEFAULT_MAX_FRAMES,
-               every: int = 1, backend: str = "auto") -> tuple[dict, list[dict]]:
+               every: int = 1, backend: str = "auto", faces_cache: dict | None = None) -> tuple[dict, list[dict]]:
     """One file -> (video row, frame rows). Never raises for a bad file: the status says why."""
     path = Path(path)
     row = {"file": str(path), "status": STATUS_OK, "error": "", "n_frames": 0, "n_valid": 0,
@@ -88,7 +88,13 @@ def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_fr
     try:
         if not path.is_file():
             raise FaceforgeError(f"file not found: {path}")
-        frames, landmarks, valid, index = _faces(path, lr.crop_resolution, faces, max_frames, every, backend)
+        key = (str(path), lr.crop_resolution, faces, max_frames, every, backend)
+        found = faces_cache.get(key) if faces_cache is not None else None
+        if found is None:
+            found = _faces(path, lr.crop_resolution, faces, max_frames, every, backend)
+            if faces_cache is not None:  # several runs scoring the same files find their faces once
+                faces_cache[key] = found
+        frames, landmarks, valid, index = found
         scores = lr.detector.score_clip(frames, landmarks)  # (N,)
     except FaceforgeError as e:
         row["status"] = STATUS_NO_FACE if "no face" in str(e).lower() else STATUS_ERROR
@@ -108,9 +114,11 @@ def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_fr
 
 def score_files(run: str | Path | LoadedRun, files: Iterable[str | Path], *, faces: str = "detect",
                 max_frames: int = DEFAULT_MAX_FRAMES, every: int = 1, backend: str = "auto",
-                return_frames: bool = False, progress: bool = True):
+                return_frames: bool = False, progress: bool = True, faces_cache: dict | None = None):
     """Per-video scores of ``files`` as a DataFrame (``VIDEO_COLUMNS``); with ``return_frames=True``
-    a ``(videos, frames)`` pair. ``label`` uses the video threshold calibrated on validation."""
+    a ``(videos, frames)`` pair. ``label`` uses the video threshold calibrated on validation.
+    ``faces_cache``: a dict kept by the caller, so that several runs scoring the same files extract
+    their faces once (keyed by file, crop side and reading options)."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -120,7 +128,8 @@ def score_files(run: str | Path | LoadedRun, files: Iterable[str | Path], *, fac
     files = list(files)
     videos, frames = [], []
     for f in tqdm(files, desc="scoring files", unit="file", disable=not progress, leave=False):
-        v, fr = score_file(lr, f, faces=faces, max_frames=max_frames, every=every, backend=backend)
+        v, fr = score_file(lr, f, faces=faces, max_frames=max_frames, every=every, backend=backend,
+                           faces_cache=faces_cache)
         if v["status"] != STATUS_OK:
             log.warning("%s: %s", f, v["error"])
         videos.append(v)

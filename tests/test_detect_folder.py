@@ -181,3 +181,15 @@ def test_cli_eval_on_a_folder(tmp_path, labelled, capsys):
     assert (run / "eval" / "folder_ext" / "metrics.json").is_file()
     assert main(["detect", "eval", "--model", str(run), "--folder", str(tmp_path)]) == 2
     assert "faceforge: error:" in capsys.readouterr().err
+
+
+def test_runs_share_one_face_extraction(tmp_path, labelled):
+    from detect.folder import FolderEvalConfig, evaluate_folder
+
+    cache: dict = {}
+    cfg = FolderEvalConfig(n_boot=10, faces="none")
+    first = evaluate_folder(_stub_run(tmp_path), labelled, cfg, out=tmp_path / "a", progress=False, faces_cache=cache)
+    assert len(cache) == 8                                               # the 8 readable clips
+    _write_clip(labelled / "real_0.mp4", 250)                            # a second run does not read it again
+    again = evaluate_folder(_stub_run(tmp_path), labelled, cfg, out=tmp_path / "b", progress=False, faces_cache=cache)
+    assert again["video"]["auc"] == first["video"]["auc"] and again["n_scored"] == 8
