@@ -5,8 +5,8 @@ the video are the targets; T fit frames (T = 1, 8, 32) are taken evenly from the
 method renders the targets from their landmarks: the few-shot GAN fitted FF or FT, and the warp
 baseline (each target warped from the fit frame with the nearest landmarks). Outputs are compared with
 the real frames: SSIM, PSNR, CSIM (dlib descriptor, boxes from the driving landmarks), landmark error
-(detector on the output vs driving landmarks / inter-ocular distance) and FID when Inception weights
-are present. A "real" row gives the landmark detector's own error on the real frames (the floor).
+(detector on the output vs driving landmarks / inter-ocular distance), FD-face (Frechet distance of
+real vs rendered descriptors) and FID when Inception weights are present. A "real" row gives the landmark detector's own error on the real frames (the floor).
 
 Cross-reenactment (``evaluate_retarget``): a source face driven by another person's video, with and
 without retargeting: identity (CSIM of outputs to the source), identity leak (CSIM to the driver),
@@ -14,6 +14,9 @@ expression transfer (mouth/eye opening of the output vs the driver's) and face-s
 output's aligned jaw/nose/eye-corner points vs the source's).
 
 Per-row results are cached in ``OUT/rows/`` so an interrupted run resumes.
+
+The metrics live in ``forge.eval_scores`` (per-rendering scores and the summary tables: SSIM, PSNR,
+CSIM, landmark error, FID, FD-face) and ``forge.eval_cross`` (cross-reenactment metrics).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from core.common import FaceforgeError, atomic_path, get_logger, save_config, write_json_atomic
+from forge.eval_cross import SHAPE_POINTS, cross_metrics, eye_opening, shape_error  # noqa: F401 (API)
+from forge.eval_scores import FD_FACE_NOTE, METRICS, Scorer, real_rows, summarise  # noqa: F401 (API)
 
 log = get_logger("evaluate")
 
 EVAL_VERSION = 2          # bump when rendering/metrics change: cached rows of older versions are redone
 METHODS = ("warp", "ff", "ft")
-METRICS = ("ssim", "psnr", "csim", "landmark_nme", "landmark_detected")
 GRID_UPSCALE = 2
 PERSON_SENSITIVITY_MIN = 1.0   # grey levels: below this FF renders of two different people are "the same"
-# identity-bearing points (little expression motion): jaw, nose, eye corners
-SHAPE_POINTS = np.r_[0:17, 27:36, 36, 39, 42, 45]
 RETARGET_VARIANTS = ("none", "relative", "absolute")
-EYE_TOP, EYE_BOTTOM = np.array([37, 38, 43, 44]), np.array([41, 40, 47, 46])
 
 
 @dataclass(frozen=True)
@@ -94,40 +94,6 @@ def resize_clip(frames: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[n
     interp = cv2.INTER_AREA if size < s else cv2.INTER_CUBIC
     out = np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
     return out, (landmarks * (size / s)).astype(np.float32)
-
-
-# ---------------------------------------------------------------- metrics of one rendering
-class Scorer:
-    """Computes the per-frame metrics of rendered vs real frames (loads the models once)."""
-
-    def __init__(self, cfg: EvalConfig):
-        from forge.metrics import IdentityEncoder
-
-        self.cfg = cfg
-        self.encoder = IdentityEncoder() if cfg.csim else None
-        self._detector = None
-
-    @property
-    def detector(self):
-        if self._detector is None:
-            from forge.data import get_detector
-
-            self._detector = get_detector(self.cfg.landmark_backend)
-        return self._detector
-
-    def score(self, fake: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> dict:
-        """fake, real (N, S, S, 3) uint8; landmarks (N, 68, 2) driving -> metric dict (means)."""
-        from forge.metrics import cosine, landmark_error, psnr, ssim
-
-        row = {"ssim": ssim(fake, real), "psnr": psnr(fake, real)}
-        if self.encoder is not None:
-            d_fake = self.encoder.describe_batch(fake, landmarks)
-            d_real = self.encoder.describe_batch(real, landmarks)
-            row["csim"] = float(cosine(d_fake, d_real).mean())
-        if self.cfg.landmark_error:
-            row.update(landmark_error(fake, landmarks, self.detector).as_dict())
-            row["landmark_backend"] = self.detector.name
-        return row
 
 
 # ---------------------------------------------------------------- renderers
@@ -236,7 +202,7 @@ def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash:
             np.savez_compressed(tmp, fake=fake, real=frames[ev], eval_frames=ev, landmarks=lms[ev])
         rows.append(row)
         previews[key] = (fake, frames[ev], ev, lms[ev])
-    rows += _real_rows(list(dict.fromkeys(j[0] for j in jobs)), previews, scorer, cfg)
+    rows += real_rows(list(dict.fromkeys(j[0] for j in jobs)), previews, scorer, cfg)
     return rows, skipped, previews
 
 
@@ -253,23 +219,6 @@ def person_sensitivity(cache, videos: list[str], talker, size: int, n: int = 4) 
     ra = talker.render(talker.fit(fa, draw_landmarks_batch(la, size), mode="ff"), images)
     rb = talker.render(talker.fit(fb, draw_landmarks_batch(lb, size), mode="ff"), images)
     return float(np.abs(ra.astype(np.float64) - rb).mean())
-
-
-def _summarise(table, previews, cfg: EvalConfig):
-    """Mean metrics per (method, T) + FID over all target frames of each; returns (summary, fid note)."""
-    from forge.metrics import fid
-
-    metric_cols = [c for c in METRICS if c in table.columns]
-    summary = table.groupby(["method", "T"], sort=False)[metric_cols].mean().reset_index()
-    summary["n_videos"] = table.groupby(["method", "T"], sort=False)["video_id"].nunique().to_numpy()
-    fids = {}
-    for method, t in zip(summary["method"], summary["T"]):
-        sel = [k for k in previews if k[1] == method and k[2] == t]
-        if sel:
-            fids[(method, t)] = fid(np.concatenate([previews[k][1] for k in sel]),
-                                    np.concatenate([previews[k][0] for k in sel]), cfg.fid_weights)
-    summary["fid"] = [fids.get((m, t), {}).get("fid") for m, t in zip(summary["method"], summary["T"])]
-    return summary, next((v["fid_note"] for v in fids.values()), "not computed")
 
 
 def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConfig(), *,
@@ -296,7 +245,7 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
     if table.empty:
         raise FaceforgeError(f"nothing was evaluated ({len(skipped)} skipped: "
                              f"{skipped[0]['reason'] if skipped else 'no jobs'})")
-    summary, fid_note = _summarise(table, previews, cfg)
+    summary, fid_note = summarise(table, previews, cfg)
     sensitivity = person_sensitivity(cache, videos, talker, size)
     if sensitivity is not None and sensitivity < PERSON_SENSITIVITY_MIN:
         notes.append(f"FF renders barely depend on the fitted person (mean |difference| {sensitivity:.2f} "
@@ -315,26 +264,10 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
         "skipped": skipped, "notes": notes, "fid_note": fid_note, "grid": str(grid),
         "ff_person_sensitivity": sensitivity,
         "csim_note": "dlib ResNet descriptor (offline), boxes from the driving landmarks; not the paper's network",
+        "fd_face_note": FD_FACE_NOTE if cfg.csim else "not computed (csim off)",
     }
     write_json_atomic(out / "results.json", result)
     return result
-
-
-def _real_rows(videos: list[str], previews: dict, scorer: Scorer, cfg: EvalConfig) -> list[dict]:
-    """Landmark error of the detector on the real target frames: the floor of that metric."""
-    if not cfg.landmark_error:
-        return []
-    from forge.metrics import landmark_error
-
-    rows = []
-    for video_id in videos:
-        key = next((k for k in previews if k[0] == video_id), None)
-        if key is None:
-            continue
-        _, real, ev, lms = previews[key]
-        rows.append({"video_id": video_id, "method": "real", "T": 0, "n_eval": int(len(ev)),
-                     **landmark_error(real, lms, scorer.detector).as_dict()})
-    return rows
 
 
 def write_grid(path: Path, previews: dict, videos: list[str], methods: list[str], cfg: EvalConfig,
@@ -370,58 +303,7 @@ def write_grid(path: Path, previews: dict, videos: list[str], methods: list[str]
     return path
 
 
-
 # ---------------------------------------------------------------- cross-reenactment: retarget or not
-def eye_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Mean eyelid gap over inter-ocular distance: (..., 68, 2) -> (...)."""
-    from forge.retarget import inter_ocular
-
-    gap = np.linalg.norm(landmarks[..., EYE_TOP, :] - landmarks[..., EYE_BOTTOM, :], axis=-1).mean(-1)
-    return gap / np.maximum(inter_ocular(landmarks), 1e-6)
-
-
-def shape_error(found: np.ndarray, reference: np.ndarray) -> float:
-    """Face-shape distance: jaw/nose/eye-corner points of ``found`` (68, 2) similarity-aligned onto
-    ``reference`` (68, 2), mean point distance / reference inter-ocular distance."""
-    from forge.retarget import apply_transform, fit_similarity, inter_ocular
-
-    m = fit_similarity(found[SHAPE_POINTS], reference[SHAPE_POINTS])
-    aligned = apply_transform(m, found[SHAPE_POINTS])
-    return float(np.linalg.norm(aligned - reference[SHAPE_POINTS], axis=-1).mean() / inter_ocular(reference))
-
-
-def cross_metrics(fake: np.ndarray, source_frame: np.ndarray, source_lm: np.ndarray, driver_frames: np.ndarray,
-                  driver_lm: np.ndarray, target_lm: np.ndarray, encoder, detector) -> dict:
-    """Metrics of one cross-reenactment: fake (N, S, S, 3) rendered from target_lm (N, 68, 2), source
-    (S, S, 3) + (68, 2), driver frames (N, S, S, 3) + landmarks (N, 68, 2)."""
-    from forge.metrics import _upsample, cosine
-    from forge.retarget import mouth_opening
-
-    d_fake = encoder.describe_batch(fake, target_lm)                   # (N, 128)
-    d_src = encoder.describe(source_frame, source_lm)                  # (128,)
-    d_drv = encoder.describe_batch(driver_frames, driver_lm)           # (N, 128)
-    mouth, eyes, shape, mouth_out, mouth_drv = [], [], [], [], []
-    for i, fr in enumerate(fake):
-        big, f = _upsample(fr, 200)
-        faces = detector.detect(big)
-        if not faces:
-            continue
-        found = np.asarray(faces[0].landmarks, np.float64) / f
-        mouth_out.append(mouth_opening(found))
-        mouth_drv.append(mouth_opening(driver_lm[i]))
-        mouth.append(abs(mouth_out[-1] - mouth_drv[-1]))
-        eyes.append(abs(eye_opening(found) - eye_opening(driver_lm[i])))
-        shape.append(shape_error(found, source_lm))
-    nan = math.nan
-    corr = nan
-    if len(mouth_out) >= 3 and np.std(mouth_out) > 1e-6 and np.std(mouth_drv) > 1e-6:
-        corr = float(np.corrcoef(mouth_out, mouth_drv)[0, 1])
-    return {"mouth_corr": corr, "csim_source": float(cosine(d_fake, d_src).mean()),
-            "csim_driver": float(cosine(d_fake, d_drv).mean()),
-            "mouth_err": float(np.mean(mouth)) if mouth else nan, "eye_err": float(np.mean(eyes)) if eyes else nan,
-            "shape_err": float(np.mean(shape)) if shape else nan, "detected": len(mouth) / max(len(fake), 1)}
-
-
 def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, methods=("warp",), talker=None,
                       n_frames: int = 16, t_fit: int = 8, landmark_backend: str = "auto", seed: int = 0,
                       variants: tuple[str, ...] = RETARGET_VARIANTS) -> list[dict]:

@@ -55,6 +55,9 @@ def test_eval_warp_ff_ft_on_a_tiny_cache(tmp_path, tiny_cache, tiny_talker):
     assert summary.loc[("real", 0), "landmark_detected"] == 1.0
     assert res["resolution"] == 32 and res["checkpoint_sha256"] == tiny_talker.checkpoint_sha256
     assert res["summary"][0]["fid"] is None and "unavailable" in res["fid_note"]
+    fd = {(r["method"], r["T"]): r.get("fd_face") for r in res["summary"]}
+    assert all(fd[k] is not None and fd[k] >= 0 for k in fd if k[0] != "real")   # FD-face on the port's descriptors
+    assert "FD-face" in res["fd_face_note"] and "not FID" in res["fd_face_note"]
     assert res["ff_person_sensitivity"] >= 0.0                           # two people rendered, compared
     grid = (tmp_path / "ev" / "grid.png")
     from PIL import Image
