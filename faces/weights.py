@@ -122,7 +122,7 @@ def load_state_dict(dat: str | os.PathLike | None = None,
             if blob.get("format") == CACHE_FORMAT and blob.get("sha256") == sha:
                 return blob["state_dict"], WeightsInfo(dat, sha, cache_file, True, time.perf_counter() - start)
             log.warning("cache %s is stale; converting again", cache_file)
-        except Exception as e:  # a torn or foreign file: rebuild it below
+        except Exception as e:  # noqa: BLE001 - a torn or foreign file (zip, pickle, EOF errors): rebuilt below
             log.warning("cache %s unreadable (%s); converting again", cache_file, e)
     try:
         state = convert(dat.read_bytes())
