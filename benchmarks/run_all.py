@@ -10,7 +10,6 @@ succeeded in ``benchmarks/results/run_all.json``. A failing benchmark is reporte
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ def discover() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from core.common import write_json_atomic
+    from core.processes import run_forwarding
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None)
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"== benchmarks.{name}", flush=True)
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=HERE.parent)
+        rc = run_forwarding([sys.executable, "-m", f"benchmarks.{name}"], cwd=HERE.parent)  # no orphan on SIGTERM
         rows.append({"benchmark": name, "returncode": rc, "seconds": round(time.perf_counter() - t0, 1),
                      "result": f"benchmarks/results/{name}.json"})
         print(f"== {name}: {'ok' if rc == 0 else f'FAILED ({rc})'} in {rows[-1]['seconds']} s", flush=True)

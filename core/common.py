@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator, TypeVar
@@ -65,7 +66,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.chmod(tmp, _default_mode())
     try:
         with os.fdopen(fd, mode) as f:
@@ -86,7 +87,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _default_mode())
     try:
@@ -96,6 +97,67 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path beside ``path`` (same extension) for an intermediate file, removed when the block
+    ends; named like the atomic writers' temps, so :func:`remove_stale_temps` finds it after a kill."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+# Temp names: ``.<name>.<pid>-<random>.tmp[.<ext>]``; the pid tells a live writer's temp from a stale one.
+_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+_TEMP_PID = re.compile(r"\.(\d+)-[^.]*\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temp file made by atomic_write / atomic_path / scratch_path."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Delete the temp files that killed writers left in ``folder`` (atomic writes never rename them);
+    call it when a resumable job starts. Temps of a writer that is still running (another shard or
+    torchrun rank on this machine, another thread of this process) are kept. Returns the number removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
+        if not is_temp_name(p.name) or not p.is_file():
+            continue
+        pid = _TEMP_PID.search(p.name)
+        if pid is not None and (int(pid.group(1)) == os.getpid() or _pid_alive(int(pid.group(1)))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            n += 1
+    if n:
+        get_logger("common").info("removed %d stale temp file(s) under %s", n, folder)
+    return n
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -126,7 +188,12 @@ def _json_default(o: Any) -> Any:
 
 # ---------------------------------------------------------------- paths and hashes
 def safe_join(root: str | os.PathLike, relpath: str | os.PathLike) -> Path:
-    """Join a user-supplied relative path under ``root``; refuse anything that escapes it."""
+    """Join a user-supplied relative path under ``root``; refuse anything that escapes it (also
+    through symlinks), and paths that are not text or hold a NUL byte, with a FaceforgeError."""
+    if not isinstance(relpath, (str, os.PathLike)):
+        raise FaceforgeError(f"path must be text, got {type(relpath).__name__} {relpath!r}")
+    if "\x00" in os.fspath(relpath):
+        raise FaceforgeError(f"path holds a NUL byte: {os.fspath(relpath)!r}")
     root = Path(root).resolve()
     rel = Path(relpath)
     if rel.is_absolute():

@@ -220,12 +220,19 @@ def clean_row(d: dict) -> dict:
 
 def corpus_file(corpus: str | Path, relpath: str | Path | None, what: str = "file") -> Path:
     """A file or folder named in the manifest, resolved under the corpus root (never outside)."""
-    if relpath is None or str(relpath) == "":
+    if is_missing(relpath) or str(relpath) == "":
         raise FaceforgeError(f"{what}: no path in the manifest")
-    p = safe_join(corpus, relpath)
-    if not p.exists():
+    p = safe_join(corpus, relpath)   # NUL bytes, non-text values, escapes: FaceforgeError
+    if not _exists(p):
         raise FaceforgeError(f"{what} not found: {relpath}")
     return p
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:              # e.g. a name too long for the file system
+        return False
 
 
 def related_items(df, row: dict) -> dict[str, Any]:
@@ -379,12 +386,15 @@ def playable_video(corpus: str | Path, row: dict, cache: str | Path, max_frames:
 def load_landmarks(corpus: str | Path, row: dict) -> np.ndarray | None:
     """The item's landmarks float32 (N, 68, 2) (``landmarks_path``), or None when it has none."""
     rel = row.get("landmarks_path")
-    if not rel:
+    if is_missing(rel) or str(rel) == "":       # None, NaN (a parquet null), ""
         return None
     p = safe_join(corpus, rel)
-    if not p.is_file():
+    if not _exists(p) or not p.is_file():
         return None
-    lm = np.load(p, allow_pickle=False).astype(np.float32)
+    try:
+        lm = np.load(p, allow_pickle=False).astype(np.float32)
+    except (OSError, ValueError, EOFError) as e:
+        raise FaceforgeError(f"landmarks {rel} unreadable: {str(e).splitlines()[0] if str(e) else e}") from None
     if lm.ndim != 3 or lm.shape[1:] != (68, 2):
         raise FaceforgeError(f"landmarks {rel} must have shape (N, 68, 2), got {lm.shape}")
     return lm

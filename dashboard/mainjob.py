@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 
-from core.common import SAMPLE_DIR, FaceforgeError, get_logger, save_config, write_json_atomic
+from core.common import SAMPLE_DIR, FaceforgeError, get_logger, remove_stale_temps, save_config, write_json_atomic
 
 log = get_logger("mainjob")
 
@@ -264,6 +264,7 @@ def run_main_job(out: str | Path, cfg: MainJobConfig = MainJobConfig(), progress
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, recursive=True)      # temps a killed run left in any stage folder
     save_config(cfg, out / "mainjob.yaml")
     r = StageRunner(out, progress)
     r.run("prepare", lambda: stage_prepare(cfg, out))

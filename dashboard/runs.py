@@ -43,21 +43,50 @@ def find_runs(runs_root: str | Path | None, max_depth: int = 2) -> list[RunInfo]
             found.append(load_run_info(root, d))
             continue
         if depth < max_depth:
-            frontier += [(c, depth + 1) for c in sorted(d.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+            for c in sorted(d.iterdir()):
+                real = _resolved_dir(c)
+                if real is None or c.name.startswith("."):
+                    continue
+                if real != root and root not in real.parents:   # a symlink out of the root: not read
+                    found.append(RunInfo(name=str(c.relative_to(root)), path=c, config={}, evals=(), metrics={
+                        "error": f"links outside the runs root ({real}); not read"}))
+                    continue
+                frontier.append((c, depth + 1))
     return found
+
+
+def _inside(root: Path, p: Path) -> bool:
+    """True when ``p`` (followed through symlinks) stays under ``root`` (or does not exist)."""
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):
+        return False
+    return real == root or root in real.parents
+
+
+def _resolved_dir(p: Path) -> Path | None:
+    """Where a folder (or a symlink to one) really is; None for files, broken links and loops."""
+    try:
+        real = p.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return real if real.is_dir() else None
 
 
 def load_run_info(root: Path, run: Path) -> RunInfo:
     import yaml
 
     config: dict = {}
-    if (run / "config.yaml").is_file():
+    if _inside(root, run / "config.yaml") and (run / "config.yaml").is_file():
         try:
             config = yaml.safe_load((run / "config.yaml").read_text()) or {}
         except yaml.YAMLError as e:
             config = {"error": f"config.yaml unreadable: {str(e).splitlines()[0]}"}
-    metrics = _read_json(run / "metrics.json")
-    evals = tuple(sorted(d.name for d in (run / "eval").iterdir() if d.is_dir())) if (run / "eval").is_dir() else ()
+    metrics = _read_json(run / "metrics.json") if _inside(root, run / "metrics.json") else {
+        "error": "metrics.json links outside the runs root; not read"}
+    evals = ()
+    if _inside(root, run / "eval") and (run / "eval").is_dir():
+        evals = tuple(sorted(d.name for d in (run / "eval").iterdir() if _resolved_dir(d) and _inside(root, d)))
     name = "." if run == root else str(run.relative_to(root))
     return RunInfo(name=name, path=run, config=config if isinstance(config, dict) else {}, metrics=metrics, evals=evals)
 

@@ -54,8 +54,9 @@ def free_port() -> int:
 def running_app(corpus: Path, runs: Path | None = None, *, results: Path | None = None, db: Path | None = None,
                 cache: Path | None = None, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
     """Serve the app (``faceforge dashboard``'s command) and yield its base URL once healthy."""
-    from dashboard.commands.serve import build_command
     from core.common import FaceforgeError
+    from core.processes import stop
+    from dashboard.commands.serve import build_command
 
     port = port or free_port()
     args = argparse.Namespace(corpus=corpus, runs=runs, results=results, db=db, cache=cache, host="127.0.0.1",
@@ -77,11 +78,7 @@ def running_app(corpus: Path, runs: Path | None = None, *, results: Path | None 
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)   # also on SIGTERM: main() turns it into an exception (core.processes)
         if log_path:
             log.close()
 
@@ -179,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=1400)
     p.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     args = p.parse_args(argv)
+    from core.processes import raise_on_terminate
+
+    raise_on_terminate()   # a SIGTERM stops the server it started too
     if chromium_path() is None:
         print("no chromium found (make browser)", file=sys.stderr)
         return 2

@@ -15,7 +15,8 @@ from detect.data import apply_filters, load_items, load_manifest, split_rows
 from detect.detectors.base import score_items
 from detect.metrics import calibrate_threshold, summary
 from detect.registry import get_detector_class
-from core.common import FaceforgeError, atomic_write, get_logger, load_config, save_config, write_json_atomic
+from core.common import (FaceforgeError, atomic_write, get_logger, load_config, remove_stale_temps, save_config,
+                         write_json_atomic)
 
 log = get_logger("detect.train")
 
@@ -65,6 +66,7 @@ def train(corpus: str | Path, out: str | Path, cfg: DetectConfig, progress: bool
     cls = get_detector_class(cfg.detector)
     df = load_manifest(corpus)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, recursive=True)      # model/checkpoint temps of a killed run
     _check_run_dir(out, cfg, corpus)
     save_config(cfg, out / CONFIG_FILE)
     with atomic_write(out / "corpus.txt", "w") as f:

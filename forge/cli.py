@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from core.common import FaceforgeError
+    from core.processes import Terminated, raise_on_terminate
 
+    raise_on_terminate()  # SIGTERM/SIGHUP unwind like Ctrl-C: children are stopped, never orphaned
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -93,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except FaceforgeError as e:
         print(f"faceforge: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("faceforge: interrupted (re-run the same command to resume)", file=sys.stderr)
-        return 130
+        return 128 + e.signum if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

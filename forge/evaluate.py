@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import FaceforgeError, atomic_path, get_logger, save_config, write_json_atomic
+from core.common import FaceforgeError, atomic_path, get_logger, remove_stale_temps, save_config, write_json_atomic
 from forge.eval_cross import SHAPE_POINTS, cross_metrics, eye_opening, shape_error  # noqa: F401 (API)
 from forge.eval_scores import FD_FACE_NOTE, METRICS, Scorer, real_rows, summarise  # noqa: F401 (API)
 
@@ -232,6 +232,7 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
     cache = PreparedCache(cache_root)
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out, recursive=True)      # row temps of a killed run
     notes: list[str] = []
     talker = _talker_or_note(cfg, checkpoint, talker, notes)
     methods = [m for m in cfg.methods if m == "warp" or talker is not None]

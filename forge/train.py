@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.common import FaceforgeError, atomic_write, get_logger, save_config, write_json_atomic
+from core.common import (FaceforgeError, atomic_write, get_logger, remove_stale_temps, save_config,
+                         write_json_atomic)
 from forge.config import TrainConfig
 from forge.data.episodes import Episode, EpisodeSampler, to_uint8
 from forge.dist import DistContext, average_gradients, barrier, broadcast_module
@@ -195,8 +196,7 @@ class MetaTrainer:
         jl = self.out / "log.jsonl"
         if not jl.exists():
             return
-        rows = [json.loads(line) for line in jl.read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if r["step"] <= self.step]
+        rows = [r for r in map(_json_line, jl.read_text().splitlines()) if r is not None and r["step"] <= self.step]
         with atomic_write(jl, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
         self._rewrite_csv(rows)
@@ -239,6 +239,7 @@ class MetaTrainer:
         cfg, total = self.cfg, steps if steps is not None else self.cfg.steps
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_stale_temps(self.out, recursive=True)   # checkpoint/sample temps of a killed run
             self._write_run_info()
             self._truncate_logs()
         t_start, last_ckpt = time.monotonic(), time.monotonic()
@@ -273,6 +274,14 @@ class MetaTrainer:
                                                        "step": self.step})
         barrier(self.ctx)  # every rank returns after rank 0's checkpoint is on disk
         return {"step": self.step, **{k: v for k, v in row.items()}, **self.meta()}
+
+
+def _json_line(line: str) -> dict | None:
+    """One log.jsonl row; None for a blank line or the partial last line of a killed run."""
+    try:
+        return json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
 
 
 def train(cfg: TrainConfig, data, out, device: str | None = None, steps: int | None = None,

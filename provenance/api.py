@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from core.common import FaceforgeError, get_logger, require_file, sha256_file
 
+from .container import CONTAINER_LABEL, ftyp_digest, has_manifest_bytes, strict_failures
 from .store import Store, payload_hex
 
 log = get_logger("provenance.api")
@@ -75,8 +76,9 @@ def _ingredients(items: Iterable[Any], transcoded: bool):
 
 
 def build_manifest(title: str, generation: dict, actions: Sequence[str], payload: int | None,
-                   has_parent: bool, watermark_alg: str | None = None) -> dict:
-    """The c2pa ManifestDefinition for one render (pure: no I/O)."""
+                   has_parent: bool, watermark_alg: str | None = None, ftyp_sha256: str | None = None) -> dict:
+    """The c2pa ManifestDefinition for one render (pure: no I/O). ``ftyp_sha256``: an MP4's ``ftyp``
+    box, which the BMFF hash leaves out, recorded so that verify sees a changed one."""
     unknown = sorted(set(actions) - set(ACTIONS))
     if unknown or not actions:
         raise FaceforgeError(f"actions must be a non-empty subset of {ACTIONS}, got {list(actions)}")
@@ -105,6 +107,8 @@ def build_manifest(title: str, generation: dict, actions: Sequence[str], payload
         assertions.append({"label": SOFT_BINDING_LABEL, "data": {
             "alg": watermark_alg or ALG_NAME,
             "blocks": [{"scope": {}, "value": base64.b64encode(int(payload).to_bytes(8, "big")).decode()}]}})
+    if ftyp_sha256 is not None:
+        assertions.append({"label": CONTAINER_LABEL, "data": {"ftyp_sha256": ftyp_sha256}})
     return {"claim_generator_info": [agent], "title": title, "assertions": assertions}
 
 
@@ -136,13 +140,15 @@ def sign_file(src: str | os.PathLike, dst: str | os.PathLike, *, identity, gener
     actions = tuple(actions)
     ings = _ingredients(ingredients, transcoded="transcoded" in actions and "created" not in actions)
     manifest = build_manifest(dst.name, generation, actions, payload,
-                              has_parent=any(i.relationship == "parentOf" for i in ings))
+                              has_parent=any(i.relationship == "parentOf" for i in ings),
+                              ftyp_sha256=ftyp_digest(src))
     c2pa_io.sign(src, dst, manifest, identity.signer, ings)
     report = c2pa_io.read(dst)  # read back: proves the file verifies, gives the label for the store
-    if report is None or report.integrity_failures:
+    failures = (list(report.integrity_failures) or strict_failures(dst, report.active)) if report else None
+    if report is None or failures:
         dst.unlink(missing_ok=True)  # never leave a signed-looking file that does not verify
         raise FaceforgeError(f"signed {dst.name} does not verify: "
-                             f"{[f['code'] for f in report.integrity_failures] if report else 'no manifest'}")
+                             f"{[f['code'] for f in failures] if report else 'no manifest'}")
     digest = sha256_file(dst)
     result = {"path": str(dst), "sha256": digest, "payload": payload_hex(payload),
               "manifest_label": report.active_label, "mime": c2pa_io.sniff_mime(dst), "actions": list(actions)}
@@ -249,6 +255,9 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     path = require_file(path)
     mime = c2pa_io.sniff_mime(path)
     if mime is None:
+        if has_manifest_bytes(path):   # a damaged header, but a manifest is still in the bytes
+            return _unreadable_manifest(path, None, "C2PA manifest bytes in a file that no longer parses as "
+                                                    "JPEG, PNG or MP4")
         raise FaceforgeError(f"{path.name}: not a supported media file (JPEG, PNG or MP4)")
     out: dict[str, Any] = {"path": str(path), "mime": mime, "sha256": sha256_file(path), "verdict": "none",
                            "reason": "", "manifest": None, "validation": None, "watermark": None,
@@ -257,22 +266,22 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     try:
         report = c2pa_io.read(path, _read_anchors(trust_anchors))
     except c2pa_io.C2paIoError as e:
-        if _has_c2pa_marker(path):  # a manifest is there, but c2pa cannot read or verify it
-            out.update(verdict="tampered", reason=f"C2PA manifest present but unreadable ({e})",
-                       validation={"state": "Invalid", "failures": ["manifest.unreadable"],
-                                   "integrity_failures": [{"code": "manifest.unreadable", "explanation": str(e)}]})
-        else:                       # damaged media that never carried a manifest: not "tampered"
+        if has_manifest_bytes(path):  # a manifest is there, but c2pa cannot read or verify it
+            out.update(_unreadable_manifest(path, mime, f"C2PA manifest present but unreadable ({e})"))
+        else:                         # damaged media that never carried a manifest: not "tampered"
             out["warnings"].append(f"c2pa could not parse the file: {e}")
 
     wm = None
     if decode_watermark:                # no manifest + a store: its payloads may be matched (family M)
         wm = _decode_watermark(path, out, store if report is None else None)
     if report is not None:
+        integrity = list(report.integrity_failures) or strict_failures(path, report.active)
         out["manifest"] = _summary(report.active)
-        out["validation"] = {"state": report.state, "failures": list(report.failures),
-                             "integrity_failures": list(report.integrity_failures)}
-        if report.integrity_failures:
-            codes = ", ".join(sorted({f["code"] for f in report.integrity_failures}))
+        out["validation"] = {"state": report.state if not integrity else "Invalid",
+                             "failures": sorted(set(report.failures) | {f["code"] for f in integrity}),
+                             "integrity_failures": integrity}
+        if integrity:
+            codes = ", ".join(sorted({f["code"] for f in integrity}))
             out.update(verdict="tampered", reason=f"manifest present but validation failed: {codes}")
         elif report.trusted:
             out.update(verdict="trusted", reason=f"signed by {_signer_name(report.active)}, intact, trusted chain")
@@ -290,16 +299,12 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     return out
 
 
-def _has_c2pa_marker(path: Path, chunk: int = 1 << 20) -> bool:
-    """True if the bytes hold a C2PA manifest store label (JUMBF ``c2pa`` box + a claim)."""
-    tail = b""
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            data = tail + block
-            if b"c2pa.claim" in data or b"c2pa.signature" in data:
-                return True
-            tail = data[-32:]
-    return False
+def _unreadable_manifest(path: Path, mime: str | None, reason: str) -> dict:
+    """The ``tampered`` result for a file whose manifest bytes c2pa cannot read or verify."""
+    return {"path": str(path), "mime": mime, "sha256": sha256_file(path), "verdict": "tampered",
+            "reason": reason, "manifest": None, "watermark": None, "store": None, "warnings": [],
+            "validation": {"state": "Invalid", "failures": ["manifest.unreadable"],
+                           "integrity_failures": [{"code": "manifest.unreadable", "explanation": reason}]}}
 
 
 def _signer_name(active: dict) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 
 from core.common import FaceforgeError, atomic_path, require_file
 
+from .container import has_manifest_bytes
 from .keys import Signer
 
 MIME_BY_MAGIC = (  # (offset, magic bytes, mime)
@@ -156,7 +157,8 @@ def read(path: str | os.PathLike, trust_anchors: str | None = None) -> ManifestR
 
     ``trust_anchors``: PEM bundle of roots to trust (the state is "Trusted" only if the signing
     chain ends in one of them). Raises :class:`ManifestCorrupt` when a manifest is present but
-    unreadable, :class:`C2paIoError` for files c2pa cannot parse at all.
+    unreadable (also when c2pa finds none but manifest bytes are in the file), :class:`C2paIoError`
+    for files c2pa cannot parse at all.
     """
     c2pa = _c2pa()
     path = require_file(path)
@@ -167,6 +169,9 @@ def read(path: str | os.PathLike, trust_anchors: str | None = None) -> ManifestR
             open(path, "rb") as f:
         reader = c2pa.Reader.try_create(mime, f, None, ctx)
         if reader is None:
+            if has_manifest_bytes(path):  # e.g. a flipped APP11 marker or uuid box: not "no manifest"
+                raise ManifestCorrupt(f"{path.name}: C2PA manifest bytes are present but their container "
+                                      "is damaged (c2pa finds no manifest)")
             return None
         with reader:
             store = json.loads(reader.json())

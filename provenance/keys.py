@@ -2,6 +2,7 @@
 
 Layout of a key directory (``faceforge provenance init KEY_DIR``)::
 
+    KEY_DIR/      the folder itself                                                      0700
     ca.pem        CA certificate (basicConstraints CA, keyUsage keyCertSign + cRLSign)   0644
     ca.key        CA private key (PKCS#8 PEM)                                            0600
     signer.pem    signing certificate (digitalSignature, EKU emailProtection, SKI/AKI)    0644
@@ -11,7 +12,8 @@ Layout of a key directory (``faceforge provenance init KEY_DIR``)::
 Signing goes through the small :class:`Signer` interface (``alg``, ``certificate_chain()``,
 ``sign(data)``): :class:`LocalKeySigner` holds a key file today; a KMS/HSM signer only needs the
 same three members. Private keys are never printed or logged, and never overwritten without
-``force=True``. ``cryptography`` is imported lazily.
+``force=True``; nothing is signed with a key that group/others can read or whose folder they can write
+(they could swap the key or the chain). ``cryptography`` is imported lazily.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SIGNER_CERT, SIGNER_KEY = "signer.pem", "signer.key"
 CHAIN = "chain.pem"
 KEY_MODE = 0o600            # private keys: owner read/write only
+KEY_DIR_MODE = 0o700        # the key folder: owner only, whatever the umask
 CERT_MODE = 0o644
 CA_DAYS, SIGNER_DAYS = 3650, 825
 BACKDATE = datetime.timedelta(hours=1)  # tolerate small clock skew between signer and verifier
@@ -56,6 +59,7 @@ class LocalKeySigner:
         self.key_path = require_file(key_path, "signing key")
         self.chain_path = require_file(chain_path, "certificate chain")
         check_key_mode(self.key_path)
+        check_key_dir(self.key_path.parent)
         self._key = None
 
     def __repr__(self) -> str:  # never show key material
@@ -109,6 +113,20 @@ def check_key_mode(path: Path) -> None:
         raise FaceforgeError(f"private key {path} has mode {mode:04o}; run: chmod 600 {path}")
 
 
+def check_key_dir(folder: Path) -> None:
+    """Refuse a key folder that group/others can write: they could replace the key or the chain."""
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & 0o022:
+        raise FaceforgeError(f"key folder {folder} is writable by group/others (mode {mode:04o}); "
+                             f"run: chmod 700 {folder}")
+
+
+def make_key_dir(key_dir: Path) -> None:
+    """Create the key folder (and parents) and set it to 0700 whatever the umask: the one place."""
+    key_dir.mkdir(parents=True, exist_ok=True, mode=KEY_DIR_MODE)
+    os.chmod(key_dir, KEY_DIR_MODE)
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
     with atomic_write(path, "wb") as f:  # set the key mode before any key byte is written
         os.fchmod(f.fileno(), mode)
@@ -143,7 +161,7 @@ def init_identity(key_dir: str | os.PathLike, force: bool = False, common_name: 
     existing = [n for n in (CA_CERT, CA_KEY, SIGNER_CERT, SIGNER_KEY, CHAIN) if (key_dir / n).exists()]
     if existing and not force:
         raise FaceforgeError(f"{key_dir} already holds {', '.join(existing)}; use --force to replace them")
-    key_dir.mkdir(parents=True, exist_ok=True)
+    make_key_dir(key_dir)
     now = datetime.datetime.now(datetime.timezone.utc) - BACKDATE
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -176,7 +194,7 @@ def init_identity(key_dir: str | os.PathLike, force: bool = False, common_name: 
     _write(key_dir / CA_CERT, ca.public_bytes(pem), CERT_MODE)
     _write(key_dir / SIGNER_CERT, cert.public_bytes(pem), CERT_MODE)
     _write(key_dir / CHAIN, cert.public_bytes(pem) + ca.public_bytes(pem), CERT_MODE)
-    log.info("created signing identity in %s (CA + ES256 signer, keys mode 0600)", key_dir)
+    log.info("created signing identity in %s (folder 0700, CA + ES256 signer, keys 0600)", key_dir)
     return load_identity(key_dir)
 
 
@@ -193,14 +211,12 @@ def load_identity(key_dir: str | os.PathLike) -> Identity:
 
 
 def ensure_identity(key_dir: str | os.PathLike) -> Identity:
-    """The identity in ``key_dir``, created there first (directory 0700) when it holds none yet."""
+    """The identity in ``key_dir``, created there first (folder 0700) when it holds none yet."""
     key_dir = Path(key_dir)
     if any((key_dir / n).exists() for n in (CA_CERT, SIGNER_CERT, SIGNER_KEY, CHAIN)):
         return load_identity(key_dir)
     log.info("creating a signing identity in %s", key_dir)
-    identity = init_identity(key_dir)
-    os.chmod(key_dir, 0o700)
-    return identity
+    return init_identity(key_dir)
 
 
 def identity_from_files(chain_pem: str | os.PathLike, key_pem: str | os.PathLike,

@@ -3,12 +3,12 @@
   faceforge dashboard --corpus out/demo/corpus --runs out/demo/detect
 
 Runs `streamlit run dashboard/app.py` headless with the roots passed after `--`; open the printed
-URL in a browser. Use --host 0.0.0.0 only on a trusted network: the app has no login.
+URL in a browser. SIGINT/SIGTERM/SIGHUP are forwarded to the server and waited for.
+Use --host 0.0.0.0 only on a trusted network: the app has no login.
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,8 +62,7 @@ def run(args) -> int:
     if args.print_command:
         print(" ".join(cmd))
         return 0
+    from core.processes import run_forwarding
+
     print(f"faceforge dashboard: http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    return run_forwarding(cmd)  # SIGINT/SIGTERM/SIGHUP go to the server, which we wait for: no orphan

@@ -9,7 +9,8 @@ Layout of ``CORPUS/``::
     errors/<source_id>.json        a skipped source and why
 
 Resumable: a job whose part file exists is not rendered again; every file is written atomically, so
-an interrupted job leaves no finished-looking output and is redone on the next run.
+an interrupted job leaves no finished-looking output and is redone on the next run, which first removes
+the temp files a killed run left (``core.common.remove_stale_temps``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from core.common import (FaceforgeError, atomic_path, get_logger, save_config, sha256_file,
-                          write_json_atomic)
+from core.common import (FaceforgeError, atomic_path, get_logger, remove_stale_temps, save_config,
+                          scratch_path, sha256_file, write_json_atomic)
 from forge.corpus import compress, manifest, plan, render, splits
 from forge.corpus.signing import CorpusProvenance, payload_hex
 from forge.corpus.spec import CorpusConfig, Source, list_sources, load_spec
@@ -196,13 +197,10 @@ def _write_file(dst: Path, frames: np.ndarray, fps: float, comp: str, cfg: Corpu
     if prov is None:  # real items: no watermark, no manifest
         compress.write_variant(dst, frames, fps, comp, cfg.jpeg_quality)
         return
-    unsigned = dst.with_name(f".unsigned.{dst.name}")
-    try:
+    with scratch_path(dst) as unsigned:           # the unsigned file, removed after signing
         compress.write_variant(unsigned, frames, fps, comp, cfg.jpeg_quality)
         prov.sign(unsigned, dst, generation=generation, ingredients=ingredients, actions=actions,
                   payload=payload)
-    finally:
-        unsigned.unlink(missing_ok=True)
 
 
 def run_job(corpus: Path, job: plan.Job, cfg: CorpusConfig, bank: SourceBank, models: render.Renderers,
@@ -257,6 +255,7 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
 
     corpus = Path(out)
     corpus.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(corpus, recursive=True)  # what a killed run left (live shards' temps are kept)
     cfg = resolve_spec(corpus, spec, overrides)
     _, _, jobs = plan_corpus(corpus, cfg)
     index, count = shard

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import FaceforgeError, get_logger, safe_name, save_config, write_parquet_atomic
+from core.common import (FaceforgeError, get_logger, remove_stale_temps, safe_name, save_config,
+                         write_parquet_atomic)
 
 from . import cache as cache_mod
 from .media import is_image, is_video
@@ -205,18 +206,6 @@ def _check_resume(out: Path, cfg: PrepareConfig) -> None:
         raise FaceforgeError(f"{out} was prepared with other settings ({'; '.join(diff)}); use another --out")
 
 
-def _clean_temp(out: Path) -> int:
-    """Remove temp files left by an interrupted run (atomic writes never rename them)."""
-    n = 0
-    for p in (out / cache_mod.VIDEOS_DIR).glob(".*.tmp*"):
-        p.unlink(missing_ok=True)
-        n += 1
-    for p in out.glob(".*.tmp*"):
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
-
-
 def _done(out: Path, item: Item) -> dict | None:
     """The record of a finished item (its frames file exists when it says ok), else None."""
     record = cache_mod.read_video_record(out, item.video_id)
@@ -268,7 +257,7 @@ def prepare(inputs: list[str | os.PathLike] | str | os.PathLike, out: str | os.P
     out = Path(out)
     _check_resume(out, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    _clean_temp(out)
+    remove_stale_temps(out, recursive=True)   # what a killed run left (live workers' temps are kept)
     save_config(cfg, out / cache_mod.CONFIG_FILE)
 
     t0 = time.perf_counter()
@@ -319,14 +308,16 @@ def _run(todo: list[Item], out: str, cfg: PrepareConfig):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+    from core.processes import stop_pool, worker_init
+
+    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=mp.get_context("spawn"),
+                             initializer=worker_init) as pool:
         futures = [pool.submit(process_item, item, out, cfg) for item in todo]
         try:
             for fut in as_completed(futures):
                 yield fut.result()
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
+        except BaseException:  # Ctrl-C, SIGTERM (core.processes.Terminated), an error: no worker outlives us
+            stop_pool(pool)
             raise
 
 

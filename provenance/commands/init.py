@@ -3,8 +3,8 @@
 Example:
   faceforge provenance init keys/            # keys/{ca.pem, ca.key, signer.pem, signer.key, chain.pem}
 
-Private keys are written with mode 0600 and never printed; an existing identity is kept unless
---force. Give verifiers keys/ca.pem as a trust anchor (faceforge provenance verify --trust keys/ca.pem).
+KEY_DIR is created (or set) 0700 whatever the umask, private keys 0600, never printed; an existing
+identity is kept unless --force; signing refuses a key folder that group/others can write. Give verifiers keys/ca.pem as a trust anchor (faceforge provenance verify --trust keys/ca.pem).
 """
 
 from __future__ import annotations
