@@ -21,7 +21,7 @@ import torch
 from core.common import FaceforgeError, get_logger
 from faces.align import CHIP_SIZE, align_face
 from faces.resnet import DESCRIPTOR_DIM, DlibFaceResNet
-from faces.weights import WeightsInfo, load_state_dict
+from faces.weights import WeightsInfo, default_dat_path, load_state_dict
 
 DEFAULT_BATCH = 32
 log = get_logger("faces.identity")
@@ -40,7 +40,8 @@ class IdentityNet(DlibFaceResNet):
         (file, device) with frozen parameters (gradients still flow to the input); ``shared=False``
         returns a fresh trainable copy (e.g. a detector backbone to fine-tune)."""
         device = torch.device(device)
-        key = (str(Path(dat).resolve()) if dat else None, str(cache_dir) if cache_dir else None, str(device))
+        dat = Path(dat) if dat is not None else default_dat_path()
+        key = (str(dat.resolve()), str(cache_dir) if cache_dir else None, str(device))
         if shared and key in cls._shared:
             return cls._shared[key]
         state, info = load_state_dict(dat, cache_dir)

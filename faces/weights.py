@@ -71,7 +71,8 @@ def convert(data: bytes) -> dict:
         elif name is not None:
             for key, value in _tensors(record, modules[name]).items():
                 target = state[f"{name}.{key}"]
-                _check(record, tuple(value.shape) == tuple(target.shape), f"{name}.{key} of shape {tuple(target.shape)}")
+                _check(record, tuple(value.shape) == tuple(target.shape),
+                       f"{name}.{key} of shape {tuple(target.shape)}")
                 state[f"{name}.{key}"] = torch.from_numpy(np.ascontiguousarray(value))
     return state
 

@@ -75,7 +75,8 @@ def build_faces_data() -> dict:
     detector, predictor, rec = _dlib_models()
     sources = [(p.stem, read_image(p)) for p in sorted((SHARED_DATA / "portraits").glob("*.jpg"))]
     for name in VIDEOS:
-        frames = [fr.image for fr in read_video(SHARED_DATA / "real_videos" / f"{name}.mp4", max_frames=SECOND_FRAME + 1)]
+        video = SHARED_DATA / "real_videos" / f"{name}.mp4"
+        frames = [fr.image for fr in read_video(video, max_frames=SECOND_FRAME + 1)]
         sources += [(name, frames[0]), (name, frames[-1])]
     person, images, landmarks, chips = [], [], [], []
     for name, image in sources:
@@ -124,7 +125,8 @@ def test_read_network_gives_dlibs_layer_sequence():
     assert kinds.count("con") == 29 and kinds.count("affine") == 29 and kinds.count("add_prev") == 14
     assert records[0].attrs["mean_rgb"] == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
     stem = records[1]
-    assert (stem.attrs["num_filters"], stem.attrs["nr"], stem.attrs["stride_y"], stem.attrs["padding_y"]) == (32, 7, 2, 0)
+    a = stem.attrs
+    assert (a["num_filters"], a["nr"], a["stride_y"], a["padding_y"]) == (32, 7, 2, 0)
     assert records[-1].attrs["distance_threshold"] == pytest.approx(0.6)
 
 

@@ -57,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
             overrides[key] = list(value) if isinstance(value, tuple) else value
     cfg = load_config(EvalConfig, args.config, overrides)
     res = evaluate(args.data, args.out, cfg, checkpoint=args.checkpoint)
-    cols = ("ssim", "psnr", "csim", "landmark_nme", "fid")
+    cols = ("ssim", "psnr", "csim", "landmark_nme", "fd_face", "fid")
     print(f"{'method':8} {'T':>3} " + " ".join(f"{c:>12}" for c in cols))
     for row in res["summary"]:
         vals = [row.get(c) for c in cols]
         print(f"{row['method']:8} {row['T']:>3} " + " ".join(
             f"{v:12.4f}" if isinstance(v, float) else f"{'-':>12}" for v in vals))
-    for note in res["notes"] + [f"FID: {res['fid_note']}"]:
+    fd_note = "fd_face: Frechet distance of face descriptors (FD-face, not FID)"
+    for note in res["notes"] + [f"FID: {res['fid_note']}", fd_note]:
         print(note)
     if res["skipped"]:
         print(f"skipped {len(res['skipped'])}: " + "; ".join(
