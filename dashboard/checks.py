@@ -91,6 +91,25 @@ def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "det
     return (pd.concat(rows, ignore_index=True) if rows else None), problems
 
 
+def score_with_default(path: str | Path, faces: str = "detect") -> dict:
+    """The shipped default detector on one file: {available, row (the video row), frames: [(frame_index,
+    score, crop)] of the frames that drove the score}; ``available: False`` + reason when it cannot run."""
+    try:
+        from detect.score import load_run, score_file
+    except ImportError as e:
+        return {"available": False, "reason": f"detector package unavailable ({e})"}
+    try:
+        lr = load_run(None)
+        crops: list = []
+        row, _ = score_file(lr, Path(path), faces=faces, crops=crops)
+    except FaceforgeError as e:
+        return {"available": False, "reason": str(e)}
+    except Exception as e:  # shown to the user, page stays up
+        log.warning("default detector failed on %s: %r", path, e)
+        return {"available": False, "reason": f"{type(e).__name__}: {e}"}
+    return {"available": True, "detector": lr.cfg.detector, "row": row, "frames": crops}
+
+
 def find_faces(path: str | Path, resolution: int = 128, max_frames: int = 16) -> dict:
     """Faces found by ``forge.data.clip.extract_clip``: {available, n_frames, n_faces, crops (K,S,S,3), backend}."""
     try:

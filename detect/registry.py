@@ -12,7 +12,8 @@ from core.common import FaceforgeError
 
 _REGISTRY: dict[str, type] = {}
 # modules whose import registers the built-in detectors
-_BUILTIN_MODULES = ("detect.detectors.cnn", "detect.detectors.frequency", "detect.detectors.temporal")
+_BUILTIN_MODULES = ("detect.detectors.cnn", "detect.detectors.frequency", "detect.detectors.temporal",
+                    "detect.detectors.blend", "detect.detectors.blendstats")
 _loaded = False
 
 

@@ -3,6 +3,10 @@
 Faces are found with the same pipeline as ``forge prepare`` (``forge.data.clip.extract_clip``) at
 the corpus crop resolution the run was trained on; files with no face or that cannot be decoded
 are reported with a status and the batch carries on.
+
+``run=None`` uses the shipped default detector (:mod:`detect.default`). A run whose ``metrics.json``
+holds a ``calibration`` (Platt, fitted on validation) reports the calibrated P(fake) as ``score`` and
+the uncalibrated aggregate as ``raw_score``; ``top_frames`` names the frames that drove the score.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ FACE_MODES = ("detect", "none")   # find + crop faces, or score the centre squar
 DEFAULT_MAX_FRAMES = 64           # frames read per user video
 DEFAULT_CROP = 64                 # crop side when a run does not record its corpus resolution
 STATUS_OK, STATUS_NO_FACE, STATUS_ERROR = "ok", "no_face", "error"
-VIDEO_COLUMNS = ["file", "status", "error", "n_frames", "n_valid", "score", "label", "threshold"]
+TOP_FRAMES = 3                    # frames named per video as the ones that drove its score
+VIDEO_COLUMNS = ["file", "status", "error", "n_frames", "n_valid", "score", "label", "threshold", "raw_score",
+                 "top_frames"]
 FRAME_COLUMNS = ["file", "frame", "frame_index", "valid", "score"]
 
 
@@ -42,7 +48,12 @@ class LoadedRun:
     metrics: dict
 
 
-def load_run(run: str | Path) -> LoadedRun:
+def load_run(run: str | Path | None = None) -> LoadedRun:
+    """A finished detector run; ``None``: the shipped default detector."""
+    if run is None:
+        from detect.default import default_run
+
+        run = default_run()
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise FaceforgeError(f"{run} is not a detector run (no config.yaml)")
@@ -79,12 +90,24 @@ def _faces(path: Path, size: int, faces: str, max_frames: int, every: int, backe
     return center_crops(frames, size), None, np.ones(len(frames), bool), index
 
 
+def top_frames(scores: np.ndarray, valid: np.ndarray, k: int = TOP_FRAMES) -> np.ndarray:
+    """Rows of the ``k`` highest-scoring valid frames, highest first ``(<=k,)``."""
+    rows = np.flatnonzero(valid) if valid.any() else np.arange(len(scores))
+    return rows[np.argsort(-scores[rows], kind="stable")[:k]]
+
+
 def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_frames: int = DEFAULT_MAX_FRAMES,
-               every: int = 1, backend: str = "auto", faces_cache: dict | None = None) -> tuple[dict, list[dict]]:
-    """One file -> (video row, frame rows). Never raises for a bad file: the status says why."""
+               every: int = 1, backend: str = "auto", crops: list | None = None,
+               faces_cache: dict | None = None) -> tuple[dict, list[dict]]:
+    """One file -> (video row, frame rows). Never raises for a bad file: the status says why.
+
+    ``crops``: a list that receives ``(frame_index, score, face crop (S, S, 3))`` of the top frames."""
+    from detect.calibrate import apply_calibration
+
     path = Path(path)
     row = {"file": str(path), "status": STATUS_OK, "error": "", "n_frames": 0, "n_valid": 0,
-           "score": float("nan"), "label": "", "threshold": float(lr.threshold.get("video", 0.5))}
+           "score": float("nan"), "label": "", "threshold": float(lr.threshold.get("video", 0.5)),
+           "raw_score": float("nan"), "top_frames": ""}
     try:
         if not path.is_file():
             raise FaceforgeError(f"file not found: {path}")
@@ -105,14 +128,20 @@ def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_fr
         row["status"], row["error"] = STATUS_ERROR, f"{path.name}: {type(e).__name__}: {e}"
         return row, []
     use = scores[valid] if valid.any() else scores
-    row.update(n_frames=int(len(scores)), n_valid=int(valid.sum()), score=aggregate(use, lr.cfg.aggregate))
+    raw = aggregate(use, lr.cfg.aggregate)
+    score = float(apply_calibration(lr.metrics.get("calibration"), [raw])[0]) if np.isfinite(raw) else raw
+    top = top_frames(scores, valid)
+    row.update(n_frames=int(len(scores)), n_valid=int(valid.sum()), score=score, raw_score=raw,
+               top_frames=" ".join(str(int(index[i])) for i in top))
     row["label"] = "fake" if row["score"] >= row["threshold"] else "real"
+    if crops is not None:
+        crops.extend((int(index[i]), float(scores[i]), frames[i]) for i in top)
     frames_rows = [{"file": str(path), "frame": i, "frame_index": int(index[i]), "valid": bool(valid[i]),
                     "score": float(scores[i])} for i in range(len(scores))]
     return row, frames_rows
 
 
-def score_files(run: str | Path | LoadedRun, files: Iterable[str | Path], *, faces: str = "detect",
+def score_files(run: str | Path | LoadedRun | None, files: Iterable[str | Path], *, faces: str = "detect",
                 max_frames: int = DEFAULT_MAX_FRAMES, every: int = 1, backend: str = "auto",
                 return_frames: bool = False, progress: bool = True, faces_cache: dict | None = None):
     """Per-video scores of ``files`` as a DataFrame (``VIDEO_COLUMNS``); with ``return_frames=True``

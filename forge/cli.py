@@ -26,7 +26,8 @@ COMMANDS: dict[str, list[tuple[str, str, str]]] = {
     "detect": [
         ("list", "detect.commands.list", "list the registered detectors"),
         ("train", "detect.commands.train", "train a deepfake detector on a corpus"),
-        ("score", "detect.commands.score", "score videos/images with a trained detector"),
+        ("train-sbi", "detect.commands.train_sbi", "train a frame detector on self-blended fakes of real people"),
+        ("score", "detect.commands.score", "score videos/images (default: the shipped detector): P(fake), verdict"),
         ("eval", "detect.commands.eval", "evaluate a detector on a corpus split (AUC, AP, EER, ...)"),
     ],
     "provenance": [

@@ -28,6 +28,7 @@ def check_bytes(name: str, payload: bytes, corpus: Path | None, found_runs, face
         scores, problems = checks.score_with_runs(found_runs, path, faces) if found_runs else (None, [])
         return {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
                 "provenance": checks.provenance_verdict(path, corpus), "scores": scores,
+                "default": checks.score_with_default(path, faces),
                 "score_problems": problems, "faces": checks.find_faces(path)}
 
 
@@ -55,6 +56,21 @@ else:
 
     st.subheader("Provenance")
     ui.show_provenance(result["provenance"])
+
+    st.subheader("Default detector")
+    default = result.get("default") or {"available": False, "reason": "not run"}
+    if not default["available"]:
+        st.warning(f"Default detector unavailable: {default['reason']}")
+    elif default["row"]["status"] != "ok":
+        st.info(f"Not scored ({default['row']['status']}): {default['row']['error']}")
+    else:
+        row = default["row"]
+        st.metric(f"P(fake) · {default['detector']}", f"{row['score']:.2f}", delta=row["label"].upper(),
+                  delta_color="inverse" if row["label"] == "fake" else "normal")
+        st.caption(f"Calibrated on validation; verdict at P = {row['threshold']:.2f}. "
+                   f"{row['n_valid']} of {row['n_frames']} frames had a face. The frames that drove it:")
+        st.image([c for _, _, c in default["frames"]],
+                 caption=[f"frame {i} · frame score {s:.2f}" for i, s, _ in default["frames"]], width=160)
 
     st.subheader("Detector scores")
     if not cfg.runs:

@@ -1,19 +1,26 @@
-"""Score videos/images with a trained detector: per-frame and per-video P(fake).
+"""Score videos/images with a detector: per-frame and per-video P(fake), a verdict, and the frames
+that drove it. Without --model the shipped default detector (detect/weights/default) is used.
 
 Faces are found and cropped with the same pipeline as `forge prepare`; files with no face or that
 cannot be decoded are reported (status no_face / error) and the batch continues.
-Writes OUT/{videos.csv, frames.csv, scores.json} (default OUT: RUN/scores).
+Writes OUT/{videos.csv, frames.csv, scores.json} (default OUT: RUN/scores, or ./faceforge-scores for
+the default detector).
+
+Example: faceforge detect score clip.mp4
 """
 
 from __future__ import annotations
 
 import argparse
 
+DEFAULT_OUT = "faceforge-scores"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="detector run folder (from `faceforge detect train`)")
+    parser.add_argument("--model", help="detector run folder (default: the shipped default detector)")
     parser.add_argument("files", nargs="+", help="videos or images")
-    parser.add_argument("--out", help="folder for videos.csv, frames.csv, scores.json (default RUN/scores)")
+    parser.add_argument("--out", help="folder for videos.csv, frames.csv, scores.json "
+                                      "(default RUN/scores; ./faceforge-scores for the default detector)")
     parser.add_argument("--faces", choices=["detect", "none"], default="detect",
                         help="detect: find and crop faces (default); none: inputs are already face crops")
     parser.add_argument("--max-frames", type=int, default=64, help="frames read per video")
@@ -29,9 +36,14 @@ def run(args) -> int:
     lr = load_run(args.model)
     videos, frames = score_files(lr, args.files, faces=args.faces, max_frames=args.max_frames, every=args.every,
                                  backend=args.backend, return_frames=True)
-    paths = write_scores(args.out or Path(args.model) / "scores", videos, frames, lr.path)
+    out = args.out or (Path(args.model) / "scores" if args.model else Path(DEFAULT_OUT))
+    paths = write_scores(out, videos, frames, lr.path)
+    print(f"detector: {lr.cfg.detector} ({'shipped default' if args.model is None else lr.path})")
     for r in videos.itertuples():
-        detail = f"score {r.score:.3f} -> {r.label}" if r.status == "ok" else r.error
+        if r.status == "ok":
+            detail = f"P(fake) {r.score:.3f} -> {r.label.upper()}; frames that drove it: {r.top_frames}"
+        else:
+            detail = r.error
         print(f"{r.status:<8} {r.file}: {detail}")
     print(f"wrote {paths['videos']}, {paths['frames']}, {paths['json']}")
     return 0 if (videos["status"] == "ok").any() else 1

@@ -1,0 +1,326 @@
+"""Train a frame detector on self-blended pseudo-fakes of real people (no fake data needed).
+
+Input: a prepared cache (``forge prepare``: real videos, frames + landmarks). People are split by
+identity: ``test_people`` (never read here), ``val_people`` (model selection and calibration), the
+rest train. Every training batch holds real frames and their self-blended twins (SBI's paired
+batches); both go through the same flip and compression, so only the blend tells them apart.
+Validation: per val video, ``val_frames`` real frames against the same frames self-blended with a
+fixed seed (video AUC of the mean score, frame AUC, log loss); the best step by
+:func:`detect.detectors.base.selection_key` is kept, and its video scores calibrate P(fake) (Platt).
+
+Output: a standard detector run (``load_run`` and ``detect score`` read it): ``config.yaml``
+(DetectConfig), ``sbi_train.yaml`` (this config), ``model.pt`` (best), ``last.pt`` (resume),
+``history.csv``, ``metrics.json`` (val metrics, calibration, thresholds). Re-running resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.common import FaceforgeError, atomic_path, get_logger, load_config, save_config, write_json_atomic
+
+log = get_logger("detect.sbi_train")
+
+# the generator's held-out people: test only, for every detector (issue 17)
+TEST_PEOPLE = ("d12", "d18", "hdtf_wda_katiehill", "vox2_00086", "vox2_620900105", "grid_lbax4n",
+               "styletalk_reagan", "mead_w011", "latentsync_demo2", "eamm_happy")
+# validation people: one or two per source family (HDTF, LivePortrait, DPE, MEAD/EAMM, GRID, LRS2, StyleTalk, Vox2)
+VAL_PEOPLE = ("d3", "dpe_s", "eamm_surprised", "grid_sbia1a", "hdtf_rd_radio34", "lrs2_00016",
+              "styletalk_feifeili", "vox2_00098")
+
+
+RUNTIME_FIELDS = ("max_minutes", "threads")   # may change when a run is resumed
+
+
+@dataclass(frozen=True)
+class SBITrainConfig:
+    detector: str = "blend_cnn"
+    image_size: int = 128
+    batch_size: int = 32             # half real frames, half their self-blended twins
+    steps: int = 6000                # schedule length (cosine learning rate over it)
+    max_minutes: float = 40.0        # wall-clock cap of one call (the run resumes from last.pt)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    mask_weight: float = 0.5         # weight of the blend-mask loss (0: none, or no mask head)
+    compress_p: float = 0.5          # P(JPEG quality 50-95 on a training pair, both frames alike)
+    eval_every: int = 250
+    feature_pairs: int = 4000        # feature detectors: real frames (+ as many SBI twins) fitted once
+    val_frames: int = 12             # frames per val video (evenly spaced)
+    test_people: tuple[str, ...] = TEST_PEOPLE
+    val_people: tuple[str, ...] = VAL_PEOPLE
+    seed: int = 0
+    threads: int = 2
+    extra: dict = field(default_factory=dict)   # the detector's options (e.g. {"backbone": "efficientnet_b0"})
+
+
+@dataclass
+class People:
+    """Valid frames and landmarks of some people, one entry per video."""
+
+    names: list[str]
+    frames: list[np.ndarray]         # (N_i, S, S, 3) uint8
+    landmarks: list[np.ndarray]      # (N_i, 68, 2) crop px
+
+
+def load_people(cache, people: list[str]) -> People:
+    out = People([], [], [])
+    for person in people:
+        for vid in cache.videos_of(person):
+            frames, lm = cache.load(vid)
+            ok = np.isfinite(lm).all(axis=(1, 2))
+            if ok.sum():
+                out.names.append(vid)
+                out.frames.append(frames[ok])
+                out.landmarks.append(lm[ok].astype(np.float32))
+    return out
+
+
+def split_people(cache, cfg: SBITrainConfig) -> tuple[list[str], list[str]]:
+    everyone = cache.identities()
+    overlap = set(cfg.val_people) & set(cfg.test_people)
+    if overlap:
+        raise FaceforgeError(f"val and test people overlap: {', '.join(sorted(overlap))}")
+    val = [p for p in cfg.val_people if p in everyone]
+    train = [p for p in everyone if p not in set(cfg.test_people) | set(cfg.val_people)]
+    if not train or not val:
+        raise FaceforgeError(f"{getattr(cache, 'root', 'cache')}: need train and val people (found {len(train)} and {len(val)})")
+    return train, val
+
+
+def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of ``(B, S, S, 3) uint8`` at one quality."""
+    import cv2
+
+    out = []
+    for im in images:
+        ok, buf = cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else im)
+    return np.ascontiguousarray(np.stack(out))
+
+
+def training_pairs(people: People, n: int, rng: np.random.Generator, cfg: SBITrainConfig,
+                   with_landmarks: bool = False):
+    """``n`` real frames and their SBI twins -> images ``(2n, S, S, 3)``, labels ``(2n,)``, masks ``(2n, S, S)``
+    (+ landmarks ``(2n, 68, 2)`` with ``with_landmarks``)."""
+    from detect.sbi import self_blend_batch
+
+    sizes = np.array([len(f) for f in people.frames], np.float64)
+    vids = rng.choice(len(sizes), size=n, p=sizes / sizes.sum())
+    idx = [int(rng.integers(len(people.frames[v]))) for v in vids]
+    real = np.stack([people.frames[v][i] for v, i in zip(vids, idx)])       # (n, S, S, 3)
+    lm = np.stack([people.landmarks[v][i] for v, i in zip(vids, idx)])       # (n, 68, 2)
+    flip = rng.random(n) < 0.5
+    real[flip] = real[flip, :, ::-1]
+    lm[flip, :, 0] = real.shape[2] - 1 - lm[flip, :, 0]                     # mirrored landmarks (hull only)
+    fake, mask = self_blend_batch(real, lm, rng)
+    if rng.random() < cfg.compress_p:
+        q = int(rng.integers(50, 96))
+        real, fake = jpeg(real, q), jpeg(fake, q)
+    images = np.concatenate([real, fake])
+    labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
+    masks = np.concatenate([np.zeros_like(mask), mask])
+    if with_landmarks:
+        return images, labels, masks, np.concatenate([lm, lm])
+    return images, labels, masks
+
+
+def validation_set(people: People, cfg: SBITrainConfig):
+    """Per val video: ``val_frames`` real frames and the same frames self-blended (seed fixed)."""
+    from detect.detectors.base import even_indices
+    from detect.sbi import self_blend_batch
+
+    rng = np.random.default_rng([cfg.seed, 1])
+    videos = []
+    for name, frames, lm in zip(people.names, people.frames, people.landmarks):
+        idx = even_indices(len(frames), cfg.val_frames)
+        fake, _ = self_blend_batch(frames[idx], lm[idx], rng)
+        videos += [(f"{name}/real", 0, frames[idx], lm[idx]), (f"{name}/sbi", 1, fake, lm[idx])]
+    return videos
+
+
+def score_videos(det, videos) -> dict:
+    """Frame and video (mean) scores of the val set -> metrics for selection."""
+    from detect.metrics import auc, log_loss
+
+    fy, fs, vy, vs = [], [], [], []
+    for _, label, frames, landmarks in videos:
+        s = det.score_clip(frames, landmarks)
+        fy += [label] * len(s)
+        fs += list(s)
+        vy.append(label)
+        vs.append(float(np.mean(s)))
+    return {"val_auc_video": auc(vy, vs), "val_auc_frame": auc(fy, fs), "val_loss": log_loss(fy, fs),
+            "video_labels": vy, "video_scores": vs}
+
+
+def detect_config(cfg: SBITrainConfig):
+    from detect.config import DetectConfig
+
+    return DetectConfig(detector=cfg.detector, image_size=cfg.image_size, batch_size=cfg.batch_size, lr=cfg.lr,
+                        weight_decay=cfg.weight_decay, aggregate="mean", seed=cfg.seed, threads=cfg.threads,
+                        extra=dict(cfg.extra))
+
+
+def _loss(net, x, y, m, mask_weight: float) -> dict:
+    """Named loss terms of one batch: ``cls`` (BCE) and ``mask`` (BCE on the 1/8-size blend mask)."""
+    import torch
+    import torch.nn.functional as F
+
+    if mask_weight > 0 and hasattr(net, "with_mask"):
+        logit, mask_logit = net.with_mask(x)                                   # (B, 1), (B, 1, h, w)
+        target = F.adaptive_avg_pool2d(m[:, None], mask_logit.shape[-2:])      # (B, S, S) -> (B, 1, h, w)
+        terms = {"cls": F.binary_cross_entropy_with_logits(logit[:, 0], y),
+                 "mask": F.binary_cross_entropy_with_logits(mask_logit, target)}
+    else:
+        terms = {"cls": F.binary_cross_entropy_with_logits(net(x)[:, 0], y), "mask": torch.zeros(())}
+    terms["total"] = terms["cls"] + mask_weight * terms["mask"]
+    return terms
+
+
+def _resume(out: Path, det, opt) -> dict:
+    import torch
+
+    path = out / "last.pt"
+    if not path.is_file():
+        return {"step": 0, "best": None, "history": []}
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    det.net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    log.info("resuming at step %d from %s", ck["state"]["step"], path)
+    return dict(ck["state"])
+
+
+def _finish(out: Path, det, cfg: SBITrainConfig, val_videos, state: dict, n_train: int, n_val: int) -> dict:
+    """Best model -> val scores -> Platt calibration, thresholds, metrics.json (done)."""
+    from detect.calibrate import apply_calibration, fit_platt
+    from detect.metrics import summary
+
+    det.load(out)
+    v = score_videos(det, val_videos)
+    cal = fit_platt(v["video_labels"], v["video_scores"])
+    calibrated = apply_calibration(cal, v["video_scores"])
+    metrics = {
+        "detector": cfg.detector, "source": "self-blended images (detect.sbi) of real people", "done": True,
+        "threshold": {"frame": 0.5, "video": 0.5}, "calibration": cal,
+        "val": {"video": summary(v["video_labels"], calibrated, 0.5),
+                "video_raw": summary(v["video_labels"], v["video_scores"], 0.5),
+                "frame_auc": v["val_auc_frame"]},
+        "crop_resolution": cfg.image_size, "n_train_videos": n_train, "n_val_videos": n_val,
+        "val_people": list(cfg.val_people), "test_people": list(cfg.test_people),
+        "params": det.n_params(), "steps": state["step"], "best_step": state["best_step"],
+        "train_seconds": state["seconds"],
+    }
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), progress: bool = True) -> dict:
+    """Train ``cfg.detector`` on SBI from the train people of ``cache`` (a path or a PreparedCache);
+    select and calibrate on the val people. Returns ``metrics.json``'s dict."""
+    from detect.detectors.base import FeatureDetector
+    from detect.registry import get_detector_class
+    from forge.data.cache import PreparedCache
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "sbi_train.yaml").is_file():
+        old = load_config(SBITrainConfig, out / "sbi_train.yaml")
+        if dataclasses.replace(old, **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}) != cfg:
+            raise FaceforgeError(f"{out} holds an SBI run with a different config; choose a new --out")
+    save_config(cfg, out / "sbi_train.yaml")
+    save_config(detect_config(cfg), out / "config.yaml")
+    cache = cache if hasattr(cache, "videos_of") else PreparedCache(cache)   # or any object with its methods
+    train_people, val_people = split_people(cache, cfg)
+    tr, va = load_people(cache, train_people), load_people(cache, val_people)
+    val_videos = validation_set(va, cfg)
+    det = get_detector_class(cfg.detector)(detect_config(cfg))
+    if isinstance(det, FeatureDetector):
+        state = _fit_features(det, tr, val_videos, cfg, out)
+    else:
+        state = _train_torch(det, tr, val_videos, cfg, out, progress)
+    return _finish(out, det, cfg, val_videos, state, len(tr.names), len(va.names))
+
+
+def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path) -> dict:
+    """A feature + scikit-learn detector: one fit on ``feature_pairs`` real frames and their SBI twins."""
+    from detect.data import Item
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([cfg.seed, 2])
+    images, labels, _, lms = training_pairs(tr, cfg.feature_pairs, rng, cfg, with_landmarks=True)
+    items = [Item("sbi_train", int(y), im[None], lm[None]) for im, y, lm in zip(images, labels, lms)]
+    val_items = [Item(name, label, frames, lm) for name, label, frames, lm in val_videos]
+    rows: list[dict] = []
+    det.fit(items, val_items, out, on_epoch=rows.append)
+    row = {**rows[0], "step": 1}
+    import pandas as pd
+
+    with atomic_path(out / "history.csv") as tmp:
+        pd.DataFrame([row]).to_csv(tmp, index=False)
+    return {"step": 1, "best_step": 1, "seconds": time.perf_counter() - t0, "history": [row]}
+
+
+def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, progress: bool) -> dict:
+    """A torch frame CNN: paired real/SBI batches, the mask loss when the net has a mask head."""
+    import pandas as pd
+    import torch
+
+    from detect.detectors.base import selection_key
+
+    torch.set_num_threads(cfg.threads)
+    params = [p for p in det.net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = _resume(out, det, opt)
+    state.setdefault("seconds", 0.0)
+    state.setdefault("best_step", 0)
+    t_start = time.perf_counter()
+    half = cfg.batch_size // 2
+    while state["step"] < cfg.steps and (time.perf_counter() - t_start) < cfg.max_minutes * 60:
+        det.net.train()
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for _ in range(cfg.eval_every):
+            step = state["step"]
+            rng = np.random.default_rng([cfg.seed, step])              # a resumed run sees the same batches
+            images, labels, masks = training_pairs(tr, half, rng, cfg)  # (B, S, S, 3), (B,), (B, S, S)
+            lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * min(step / cfg.steps, 1.0)))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            terms = _loss(det.net, det.to_tensor(images), torch.from_numpy(labels), torch.from_numpy(masks),
+                          cfg.mask_weight)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            state["step"] += 1
+            if state["step"] >= cfg.steps:
+                break
+        n = max(1, state["step"] % cfg.eval_every or cfg.eval_every)
+        v = score_videos(det, val_videos)
+        row = {"step": state["step"], "lr": lr, **{f"train_{k}": s / n for k, s in sums.items()},
+               "val_auc_video": v["val_auc_video"], "val_auc_frame": v["val_auc_frame"], "val_loss": v["val_loss"],
+               "seconds": time.perf_counter() - t0}
+        better = state["best"] is None or selection_key(row) > tuple(state["best"])
+        row["best"] = bool(better)
+        if better:
+            state["best"], state["best_step"] = list(selection_key(row)), state["step"]
+            det.save(out)
+        state["seconds"] += row["seconds"]
+        state["history"].append(row)
+        with atomic_path(out / "last.pt") as tmp:
+            torch.save({"model": det.net.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp)
+        with atomic_path(out / "history.csv") as tmp:
+            pd.DataFrame(state["history"]).to_csv(tmp, index=False)
+        if progress:
+            log.info("step %d: cls %.4f mask %.4f | val video AUC %.4f frame AUC %.4f loss %.4f%s", row["step"],
+                     row["train_cls"], row["train_mask"], row["val_auc_video"], row["val_auc_frame"], row["val_loss"],
+                     " (best)" if better else "")
+    if state["step"] < cfg.steps:
+        log.info("time cap: stopped at step %d of %d; the best step so far is kept", state["step"], cfg.steps)
+    return state

@@ -1,0 +1,149 @@
+"""detect.sbi (self-blended pseudo-fakes), Platt calibration, the SBI trainer on a tiny cache, and the
+shipped default detector: real values, small inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.common import FaceforgeError
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def face():
+    """A real sample face crop (64 px) and its landmarks."""
+    from detect.toy import template_landmarks
+    from forge.data.media import read_image
+    from core.common import SAMPLE_DIR
+    import cv2
+
+    img = read_image(SAMPLE_DIR / "portraits" / "s42.jpg")
+    img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img), template_landmarks(SIZE).astype(np.float32)
+
+
+def test_hull_mask_is_the_filled_hull():
+    from detect.sbi import hull_mask
+
+    square = np.array([[10, 10], [30, 10], [30, 30], [10, 30], [20, 20]], np.float32)
+    m = hull_mask((40, 40), square)
+    assert m.dtype == np.float32 and set(np.unique(m)) == {0.0, 1.0}
+    assert m[10:31, 10:31].all() and m.sum() == 21 * 21        # corners included, the inner point adds nothing
+
+
+def test_self_blend_changes_only_masked_pixels_inside_the_hull(face):
+    from detect.sbi import SBIConfig, face_size, hull_mask, hull_points, self_blend
+
+    img, lm = face
+    cfg = SBIConfig()
+    hull = hull_mask((SIZE, SIZE), hull_points(lm, "face", cfg.forehead))
+    import cv2
+    # deformation + blur reach at most this far past the hull
+    reach = int(np.ceil((cfg.deform + 3 * cfg.blur[1]) * face_size(lm))) + 1
+    grown = cv2.dilate(hull, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    changed_any = False
+    for seed in range(12):
+        fake, mask = self_blend(img, lm, seed, cfg)
+        assert fake.shape == img.shape and fake.dtype == np.uint8 and mask.shape == (SIZE, SIZE)
+        assert 0.0 <= mask.min() and mask.max() <= 1.0 and mask.max() >= 0.25   # the smallest blend ratio
+        assert not (mask[grown == 0] > 0).any()                  # the mask stays near the face hull
+        assert np.array_equal(fake[mask == 0], img[mask == 0])   # untouched where the mask is 0
+        changed_any |= bool((fake != img).any())
+    assert changed_any
+
+
+def test_self_blend_is_deterministic_with_a_seed(face):
+    from detect.sbi import self_blend, self_blend_batch
+
+    img, lm = face
+    a, ma = self_blend(img, lm, 7)
+    b, mb = self_blend(img, lm, 7)
+    c, _ = self_blend(img, lm, 8)
+    assert np.array_equal(a, b) and np.array_equal(ma, mb) and not np.array_equal(a, c)
+    fakes, masks = self_blend_batch(np.stack([img, img]), np.stack([lm, lm]), 3)
+    assert fakes.shape == (2, SIZE, SIZE, 3) and masks.shape == (2, SIZE, SIZE)
+    assert not np.array_equal(fakes[0], fakes[1])               # one generator, two different draws
+
+
+def test_self_blend_regions_and_bad_input(face):
+    from detect.sbi import INNER, LOWER, hull_points
+
+    img, lm = face
+    assert np.array_equal(hull_points(lm, "inner", 0.2), lm[INNER])
+    assert np.array_equal(hull_points(lm, "lower", 0.2), lm[LOWER])
+    top = hull_points(lm, "face", 0.25)[17:, 1].mean()
+    assert top < lm[17:27, 1].mean()                             # the forehead is raised above the brows
+    from detect.sbi import self_blend
+    with pytest.raises(FaceforgeError, match="uint8"):
+        self_blend(img.astype(np.float32), lm)
+    with pytest.raises(FaceforgeError, match="landmarks"):
+        self_blend(img, lm[:10])
+    with pytest.raises(FaceforgeError, match="region"):
+        hull_points(lm, "ear", 0.2)
+
+
+def test_platt_calibration_fits_known_logits():
+    from detect.calibrate import apply_calibration, fit_platt, logit
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, 4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(float)   # true a = 0.5, b = -1
+    s = 1 / (1 + np.exp(-z))
+    cal = fit_platt(y, s)
+    assert cal["a"] == pytest.approx(0.5, abs=0.08) and cal["b"] == pytest.approx(-1.0, abs=0.12)
+    p = apply_calibration(cal, s)
+    assert np.all(np.diff(p[np.argsort(s)]) >= 0)                # the ranking is kept
+    assert np.allclose(apply_calibration(None, s), s)
+    assert logit([0.5])[0] == 0.0
+
+
+class TinyCache:
+    """The part of PreparedCache the SBI trainer reads: 4 people, 5 frames each (a real face, shifted)."""
+
+    def __init__(self, face):
+        self.img, self.lm = face
+        self.people = ["p_train1", "p_train2", "p_val", "p_test"]
+
+    def identities(self):
+        return list(self.people)
+
+    def videos_of(self, person):
+        return [person + "_v"]
+
+    def load(self, vid):
+        k = self.people.index(vid[:-2])
+        frames = np.stack([np.roll(self.img, k + i, axis=1) for i in range(5)])        # (5, S, S, 3)
+        lm = np.stack([self.lm + [k + i, 0] for i in range(5)]).astype(np.float32)    # (5, 68, 2)
+        lm[0] = np.nan                                                                 # a frame without a face
+        return frames, lm
+
+
+def test_sbi_training_writes_a_calibrated_run_that_scores(face, tmp_path):
+    import pandas as pd
+
+    from detect.sbi_train import SBITrainConfig, load_people, train_sbi
+    from detect.score import load_run, score_files
+    from PIL import Image
+
+    cache = TinyCache(face)
+    assert [len(f) for f in load_people(cache, ["p_val"]).frames] == [4]             # the NaN frame is dropped
+    cfg = SBITrainConfig(image_size=32, batch_size=8, steps=4, eval_every=2, val_frames=3, threads=1,
+                         val_people=("p_val",), test_people=("p_test",))
+    with pytest.raises(FaceforgeError, match="overlap"):
+        train_sbi(cache, tmp_path / "bad", SBITrainConfig(val_people=("p_test",), test_people=("p_test",)))
+    m = train_sbi(cache, tmp_path / "run", cfg, progress=False)
+    assert m["done"] and m["steps"] == 4 and m["best_step"] in (2, 4) and m["n_train_videos"] == 2
+    assert m["calibration"]["method"] == "platt" and m["calibration"]["a"] > 0
+    assert m["val"]["video"]["n"] == 2                                                 # 1 real + 1 SBI video
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert hist["step"].tolist() == [2, 4] and (hist["train_mask"] > 0).all()        # the mask head is trained
+    lr = load_run(tmp_path / "run")
+    img = tmp_path / "face.png"
+    Image.fromarray(face[0]).save(img)
+    videos = score_files(lr, [img], faces="none", progress=False)
+    row = videos.iloc[0]
+    assert row["status"] == "ok" and 0 < row["score"] < 1 and row["top_frames"] == "0"
+    from detect.calibrate import apply_calibration
+    assert row["score"] == pytest.approx(apply_calibration(m["calibration"], [row["raw_score"]])[0])
