@@ -242,7 +242,7 @@ def sign_render(out: Path, report: dict, source, driver, key_dir, store, crf: in
     from provenance.keys import ensure_identity
 
     identity = ensure_identity(key_dir)
-    payload = new_payload()
+    payload = new_payload(store)        # with a store: its 32-bit short id (what a 128 px render carries) is new
     generation = {k: report.get(k) for k in ("generator", "generator_version", "checkpoint_sha256",
                                               "resolution", "n_frames", "retargeted")}
     generation.update(mode=report["config"]["mode"], seed=report["config"]["seed"],

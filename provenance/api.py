@@ -38,9 +38,17 @@ PARENT_LABEL = "parent"
 MAX_VERIFY_FRAMES = 48   # frames decoded per video for the watermark (evenly spaced)
 
 
-def new_payload() -> int:
-    """A fresh random 64-bit watermark payload (nonzero)."""
-    return secrets.randbits(64) or 1
+def new_payload(store: Store | str | os.PathLike | None = None) -> int:
+    """A fresh random 64-bit watermark payload (nonzero). With a store, its low 32 bits -- the short id
+    that a small image's watermark carries instead -- are also new to the store, so that a short read
+    names one render."""
+    while True:
+        payload = secrets.randbits(64) or 1
+        if store is None:
+            return payload
+        with _open_store(store) as st:
+            if not st.short_id_taken(payload):
+                return payload
 
 
 def _software_agent() -> dict[str, str]:
@@ -289,8 +297,8 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
             out.update(verdict="valid_untrusted",
                        reason=f"signed by {_signer_name(report.active)}, intact, chain not in the trust anchors")
         sb = (out["manifest"].get("soft_binding") or {}).get("payload")
-        if wm is not None and wm.detected and sb and sb != payload_hex(wm.payload):
-            out["warnings"].append(f"watermark payload {payload_hex(wm.payload)} differs from the manifest's "
+        if wm is not None and wm.detected and sb and int(sb, 16) & ((1 << wm.payload_bits) - 1) != wm.payload:
+            out["warnings"].append(f"watermark payload {_wm_hex(wm)} differs from the manifest's "
                                    f"soft binding {sb}")
     elif out["verdict"] != "tampered":
         if decode_watermark and wm is None:
@@ -335,7 +343,7 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
     if store is not None:
         with _open_store(store) as st:
             if wm is not None and wm.detected:
-                records = st.by_payload(wm.payload)
+                records = st.by_payload(wm.payload, bits=wm.payload_bits)
             ph = _phash(path)
             hints = st.near_phash(ph) if ph else []
     if wm is not None and wm.detected:
@@ -345,15 +353,17 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
                    else f"(matched among the store's {_plural(wm.extras.get('match_candidates'), 'payload')}) "
                         f"is the stored render {Path(rec['path']).name}")
             out.update(verdict="stripped_recovered",
-                       reason=f"no manifest; watermark {payload_hex(wm.payload)} (p={wm.p_value:.1e}) {how}",
+                       reason=f"no manifest; {_wm_name(wm)} (p={wm.p_value:.1e}) {how}",
                        store={"matched_by": "watermark_payload", "record": _record_view(rec),
                               "n_records": len(records)})
             out["manifest"] = _summary(rec.get("manifest") or {})
         else:
+            short = ("; a short id names a render only through the provenance store that recorded it"
+                     if wm.payload_bits < 64 else "")
             out.update(verdict="watermark_only",
-                       reason=f"no manifest; faceforge watermark {payload_hex(wm.payload)} "
+                       reason=f"no manifest; faceforge {_wm_name(wm)} "
                               f"(p={wm.p_value:.1e}) found" + ("" if store is not None else ", no store given")
-                              + (", no record for it in the store" if store is not None else ""))
+                              + (", no record for it in the store" if store is not None else "") + short)
     elif wm is not None and wm.p_value < _alpha():               # the sync word is there, the payload not
         out.update(verdict="none", reason=f"no C2PA manifest; a faceforge watermark is present (p={wm.p_value:.1e}) "
                                           "but its payload is unreadable"
@@ -364,6 +374,19 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
     if hints and out["verdict"] != "stripped_recovered":
         out["store"] = {"matched_by": None, "phash_hints": [
             {"path": h["path"], "phash_distance": h["phash_distance"], "payload": h["payload"]} for h in hints]}
+
+
+def _wm_hex(wm) -> str:
+    """The payload a watermark result carries, in hex (8 digits for a 32-bit short store index)."""
+    return wm.to_dict()["payload"]
+
+
+def _wm_name(wm) -> str:
+    """'watermark 0123456789abcdef', or for a small image's short payload 'short watermark id 01234567
+    (32-bit store index)'."""
+    if wm.payload_bits < 64:
+        return f"short watermark id {_wm_hex(wm)} ({wm.payload_bits}-bit store index)"
+    return f"watermark {_wm_hex(wm)}"
 
 
 def _plural(n, word: str) -> str:

@@ -1,7 +1,8 @@
 """The provenance store: one SQLite row per signed render, so a stripped file can be traced back.
 
-A render is found again by its watermark payload (survives re-encoding and screenshots), by the
-SHA-256 of the signed file (exact copies), or, as a hint only, by a perceptual hash of its first
+A render is found again by its watermark payload (survives re-encoding and screenshots) — the full
+64-bit payload, or on small images the 32-bit short store index the watermark carries instead (its low
+32 bits, column ``short_id``) — by the SHA-256 of the signed file (exact copies), or, as a hint only, by a perceptual hash of its first
 frame. Safe for several processes (WAL journal, busy timeout); re-recording the same signed file
 (same sha256 + path) replaces its row, so an interrupted corpus render can simply run again.
 """
@@ -17,12 +18,14 @@ from typing import Any
 
 from core.common import FaceforgeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: short_id (low 32 bits of the payload), filled in on open for older stores
+SHORT_BITS = 32         # a short watermark payload: the low 32 bits of the render's payload
 PHASH_HINT_DISTANCE = 6  # Hamming distance (of 64 bits) under which a pHash match is reported as a hint
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS renders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     payload TEXT,                -- 16 hex digits, NULL when not watermarked
+    short_id INTEGER,            -- payload & 0xffffffff: what a short (small-image) watermark carries
     sha256 TEXT NOT NULL,        -- of the signed file
     phash TEXT,                  -- imagehash.phash of the first frame, 16 hex digits
     path TEXT NOT NULL,
@@ -39,12 +42,17 @@ CREATE INDEX IF NOT EXISTS renders_payload ON renders (payload);
 CREATE INDEX IF NOT EXISTS renders_sha256 ON renders (sha256);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-_COLUMNS = ("payload", "sha256", "phash", "path", "mime", "manifest_label", "manifest_json",
+_COLUMNS = ("payload", "short_id", "sha256", "phash", "path", "mime", "manifest_label", "manifest_json",
             "generation_json", "actions", "ingredients", "created_at")
 
 
 def payload_hex(payload: int | None) -> str | None:
     return None if payload is None else f"{int(payload) & ((1 << 64) - 1):016x}"
+
+
+def short_id(payload: int) -> int:
+    """The 32-bit store index a small image's watermark carries: the payload's low 32 bits."""
+    return int(payload) & ((1 << SHORT_BITS) - 1)
 
 
 class Store:
@@ -58,10 +66,21 @@ class Store:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._migrate()
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self._db.commit()
         except sqlite3.DatabaseError as e:
             raise FaceforgeError(f"provenance store {self.path} is not usable: {e}") from None
+
+    def _migrate(self) -> None:
+        """Version 1 stores have no short_id column: add it and fill it from the payloads."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(renders)")}
+        if "short_id" not in cols:
+            self._db.execute("ALTER TABLE renders ADD COLUMN short_id INTEGER")
+        rows = self._db.execute("SELECT id, payload FROM renders WHERE payload IS NOT NULL AND short_id IS NULL")
+        self._db.executemany("UPDATE renders SET short_id = ? WHERE id = ?",
+                             [(short_id(int(p, 16)), rid) for rid, p in rows.fetchall()])
+        self._db.execute("CREATE INDEX IF NOT EXISTS renders_short_id ON renders (short_id)")
 
     def __enter__(self) -> "Store":
         return self
@@ -83,7 +102,7 @@ class Store:
                manifest: dict | None = None, generation: dict | None = None,
                actions: list[str] | tuple[str, ...] = (), ingredients: list[str] | tuple[str, ...] = ()) -> int:
         """Insert (or replace) one render; returns its row id."""
-        row = (payload_hex(payload), sha256, phash, str(path), mime, manifest_label,
+        row = (payload_hex(payload), None if payload is None else short_id(payload), sha256, phash, str(path), mime, manifest_label,
                json.dumps(manifest, default=str) if manifest is not None else None,
                json.dumps(generation, default=str) if generation is not None else None,
                json.dumps(list(actions)), json.dumps([str(i) for i in ingredients]), time.time())
@@ -102,10 +121,21 @@ class Store:
             out.append(d)
         return out
 
-    def by_payload(self, payload: int) -> list[dict[str, Any]]:
-        """Renders carrying this watermark payload, the original (created) render first."""
-        rows = self._rows("SELECT * FROM renders WHERE payload = ? ORDER BY id", (payload_hex(payload),))
+    def by_payload(self, payload: int, bits: int = 64) -> list[dict[str, Any]]:
+        """Renders carrying this watermark payload (``bits=32``: this short store index), the original
+        (created) render first."""
+        if bits == SHORT_BITS:
+            rows = self._rows("SELECT * FROM renders WHERE short_id = ? ORDER BY id", (short_id(payload),))
+        elif bits == 64:
+            rows = self._rows("SELECT * FROM renders WHERE payload = ? ORDER BY id", (payload_hex(payload),))
+        else:
+            raise FaceforgeError(f"watermark payloads are 64 or {SHORT_BITS} bits, not {bits}")
         return sorted(rows, key=lambda r: "created" not in (r.get("actions") or []))
+
+    def short_id_taken(self, short: int) -> bool:
+        """Whether a recorded render already carries this 32-bit short id (new payloads avoid it)."""
+        return self._db.execute("SELECT 1 FROM renders WHERE short_id = ? LIMIT 1",
+                                (short_id(short),)).fetchone() is not None
 
     def payloads(self) -> list[int]:
         """Every distinct watermark payload recorded (the candidates of a store-assisted decode)."""

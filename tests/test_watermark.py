@@ -150,14 +150,16 @@ def test_payload_survives_attack_at_256px(marked256, attack):
 
 def test_shift_ramp_uses_signed_frequencies():
     # A bin stored at index P - f stands for frequency -f: a half-pixel shift turns it by -pi f / P.
+    from provenance.watermark import pattern
+
     cfg = wm.WatermarkConfig()
-    pat = wm._pattern(cfg)
+    pat = pattern.pattern(cfg)
     P = cfg.tile
-    ramp = wm._shift_ramp((0.0, 0.5), cfg, pat)
+    ramp = pattern.shift_ramp((0.0, 0.5), cfg, pat)
     b = int(np.nonzero(pat.bins_v > P // 2)[0][0])
     f = int(pat.bins_v[b]) - P                                        # negative frequency
     assert np.isclose(ramp[b], np.exp(1j * np.pi * f / P))
-    assert np.allclose(wm._shift_ramp((3.0, 5.0), cfg, pat),          # integer shifts: index form is fine
+    assert np.allclose(pattern.shift_ramp((3.0, 5.0), cfg, pat),          # integer shifts: index form is fine
                        np.exp(2j * np.pi * (pat.bins_u * 3 + pat.bins_v * 5) / P))
 
 

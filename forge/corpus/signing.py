@@ -53,11 +53,12 @@ class CorpusProvenance:
         return self.identity.trust_anchor_pem()
 
     # ------------------------------------------------------------ operations
-    @staticmethod
-    def new_payload() -> int:
+    def new_payload(self) -> int:
+        """A fresh payload whose 32-bit short id (what a small render's watermark carries) is new to
+        the corpus store."""
         from provenance.api import new_payload
 
-        return int(new_payload())
+        return int(new_payload(self.store))
 
     @staticmethod
     def embed(frames: np.ndarray, payload: int) -> np.ndarray:

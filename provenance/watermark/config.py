@@ -1,0 +1,89 @@
+"""The watermark's configuration and result records, and which payload length an image carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .. import ecc
+from ..store import SHORT_BITS, short_id
+
+ALG_NAME = "org.faceforge.watermark.tiled-ss.v1"
+SHORT_MASK = (1 << SHORT_BITS) - 1
+assert SHORT_BITS == ecc.SHORT.payload_bits
+
+
+@dataclass(frozen=True)
+class WatermarkConfig:
+    key: str = "faceforge-watermark-v1"   # keyed pattern; a different key reads as "no watermark"
+    tile: int = 64                        # P: period of the pattern in pixels
+    r_lo: float = 2.0                     # annulus of frequencies used, in cycles per tile
+    r_hi: float = 14.0                    # <= P/4 so the pattern survives a 0.5x downscale
+    skip_block_lines: bool = False        # drop bins on the 8 px JPEG block grid harmonics
+    sync_fraction: float = 0.25           # share of the dimensions given to the known sync word
+    psnr_db: float = 40.5                 # embedding strength as a PSNR target (before clipping)
+    short_below: int = 224                # images with sqrt(H W) below this carry the 32-bit short payload
+    informed: bool = True                 # host-aware embedding (see embedding.informed_spectrum); False = blind
+    max_angle_deg: float = 15.0           # informed: phase error allowed per bin after embedding
+    margin: tuple = (4.0, 2.0, 1.0, 0.5, 0.25, 0.0)  # informed: margins tried (x |host bin|), largest that fits
+    floor: float = 0.5                    # informed: minimum margin, x the blind per-bin amplitude
+    robust_iters: int = 2                 # informed: re-solve rounds against a simulated JPEG
+    robust_jpeg: int = 50                 # informed: quality of that simulated JPEG
+    robust_codec: str = "jpeg"            # "jpeg" (images) or "h264" (clips: embed() picks it for N > 1)
+    mask_beta: float = 0.0                # texture masking exponent (0 = uniform strength)
+    mask_min: float = 0.3                 # ... clipped to [mask_min, mask_max] x RMS
+    mask_max: float = 2.5
+    robust_spread: bool = False           # clips: those frames spread over the clip (else the first ones)
+    robust_frames: int = 8                # clips: frames sent through the simulated codec (0 = mean frame)
+    robust_crf: int = 28                  # informed: CRF of the simulated H.264 intra frame
+    hp_sigma: float = 4.0                 # decoder high-pass (px, in tile units) before folding
+    scale_min: float = 0.35               # search range of (attack) resize factors
+    scale_max: float = 2.2
+    scale_step: float = 0.015             # coarse grid step (relative), on a central window
+    coarse_tiles: int = 4                 # coarse window side, in tiles
+    refine_span: float = 0.012            # fine search +- around the best coarse scales ...
+    refine_step: float = 0.002            # ... with this step, on the whole image
+    refine_top: int = 2                   # coarse scales refined
+    soft_weight_gamma: float = 0.0        # code-bit soft values weighted by 1/|F|^gamma (0 = phase only)
+    read_top: int = 3                     # (scale, shift) candidates read through Viterbi + CRC
+    alpha: float = 1e-6                   # detection threshold on the p-value
+    match_ratio: float = 0.5              # store match: share of the sync-predicted code signal required
+    match_chunk: int = 65536              # store match: candidates scored per block (memory bound)
+    match_margin: float = 4.0             # store match: z by which each close rival is ruled out
+
+
+def code_for(height: int, width: int, cfg: WatermarkConfig) -> ecc.Code:
+    """The payload length an ``height x width`` image carries: the short 32-bit store index below
+    ``cfg.short_below`` px (geometric mean side), the full 64-bit payload above."""
+    return ecc.SHORT if height * width < cfg.short_below ** 2 else ecc.LONG
+
+
+def payload_text(payload: int | None, bits: int = ecc.LONG.payload_bits) -> str | None:
+    """Hex digits of a payload at its length (16 for 64 bits, 8 for a 32-bit short id)."""
+    return None if payload is None else f"{int(payload):0{bits // 4}x}"
+
+
+@dataclass(frozen=True)
+class WatermarkResult:
+    payload: int | None                   # the payload when detected (64 bits, or 32 when payload_bits == 32)
+    detected: bool
+    confidence: float                     # 1 - p_value
+    p_value: float                        # probability of a score this high with no watermark
+    z: float                              # sync z-score at the chosen (scale, shift)
+    scale: float                          # estimated resize factor (1.0 = original size)
+    shift: tuple[float, float]            # tile phase (dy, dx) in resampled pixels (sub-pixel)
+    bit_errors: int | None                # hard code-bit errors corrected by the ECC (when decoded)
+    n_frames: int
+    tests: int                            # M: (scale, shift) pairs searched
+    crc_ok: bool = False
+    extras: dict = field(default_factory=dict)
+    payload_bits: int = ecc.LONG.payload_bits   # 64: the full payload; 32: the short store index
+
+    @property
+    def is_short(self) -> bool:
+        return self.payload_bits == ecc.SHORT.payload_bits
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["payload"] = payload_text(self.payload, self.payload_bits)
+        d["shift"] = list(self.shift)
+        return d

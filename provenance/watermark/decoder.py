@@ -1,0 +1,77 @@
+"""``decode``: the blind families (:mod:`.search`), then the store's payloads (:mod:`.match`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.common import FaceforgeError
+
+from .. import ecc
+from .config import WatermarkConfig, WatermarkResult, payload_text
+from .match import geometries, matched
+from .pattern import as_frames, luma, pattern
+from .search import Read, anchored, cropped, searched
+
+N_FAMILIES = 3  # A: common scales, tile phase 0; C: common scales, any phase; B: full search (Bonferroni)
+
+
+def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
+           candidates=None) -> WatermarkResult:
+    """Look for our watermark in one image or a clip (frames averaged); see :mod:`.search`.
+
+    Three hypothesis families are tested and Bonferroni-combined: A, the original tile phase at a few
+    common scales (re-encoded or resized files); C, those scales at every tile phase (cropped files);
+    B, the full scale x phase search. Later families are skipped once an earlier one is conclusive.
+    Every read tries both payload lengths (64-bit payload, 32-bit short store index); the result's
+    ``payload_bits`` says which one was found. ``candidates`` (the payloads a provenance store knows,
+    any number) adds family M, tried only when blind decoding is not conclusive: is one of *those*
+    payloads (or their short ids) present (see :func:`.match.matched`)? ``extras['method']`` says
+    which way the payload was found.
+    """
+    cfg = cfg or WatermarkConfig()
+    arr, _ = as_frames(frames)
+    pat = pattern(cfg)
+    y = luma(arr)                                                # (H, W) mean luma over frames
+    y -= y.mean()
+    cand = None
+    if candidates is not None:
+        cand = np.unique(np.asarray([int(c) for c in candidates], dtype=np.uint64))
+    n_families = N_FAMILIES + (cand is not None)
+
+    def conclusive(p: float, r: Read) -> bool:                  # a CRC-passing payload below alpha
+        return r.payload is not None and n_families * p < cfg.alpha
+
+    p_r, r, maps = anchored(y, cfg, pat)                        # (p, read) of the best family so far
+    if r is None:
+        raise FaceforgeError(f"image too small for the watermark decoder: {y.shape[1]}x{y.shape[0]} px")
+    tests = len(maps)
+    reads = [(p_r, r)]
+    families = (lambda: cropped(maps, cfg, pat), lambda: searched(y, cfg, pat)) if search else ()
+    for family in families:
+        if conclusive(p_r, r):
+            break                                               # no need to search further
+        p_f, r_f, m = family()
+        tests += m
+        reads.append((p_f, r_f))
+        p_r, r = min(reads, key=lambda pr: (pr[1].payload is None, pr[0]))   # CRC-passing first
+    method = "blind"
+    extras = {}
+    if cand is not None and len(cand) and not conclusive(p_r, r):
+        geoms = geometries(y, maps, reads, cfg, pat)
+        p_m, r_m, m = matched(geoms, cand, cfg, pat)
+        tests += m
+        extras.update(match_candidates=int(len(cand)), match_geometries=len(geoms))
+        if r_m is not None and conclusive(p_m, r_m):
+            p_r, r, method = p_m, r_m, "matched"
+    p = min(1.0, n_families * p_r)
+    detected = conclusive(p_r, r)
+    raw = r.raw or {}
+    extras = {"method": method if detected else None,
+              "raw_payload": payload_text(raw.get(64), 64), "raw_short": payload_text(raw.get(32), 32), **extras}
+    if r.payload is not None and not detected:
+        extras["candidate_payload"] = payload_text(r.payload, r.code.payload_bits)
+    return WatermarkResult(payload=r.payload if detected else None, detected=detected, confidence=1.0 - p,
+                           p_value=p, z=r.z, scale=r.scale, shift=tuple(round(float(v), 2) for v in r.shift),
+                           bit_errors=r.bit_errors if detected else None, n_frames=len(arr), tests=tests,
+                           crc_ok=r.payload is not None, extras=extras,
+                           payload_bits=r.code.payload_bits if r.payload is not None else ecc.LONG.payload_bits)
