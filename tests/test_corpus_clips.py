@@ -36,6 +36,16 @@ def test_plan_renders_every_clip_with_one_fit_per_person():
     assert len({j.job_id for j in jobs}) == len(jobs)
 
 
+def test_a_split_can_be_rendered_first():
+    cfg = CorpusConfig(clip_frames=4, clips_per_source=2, generators=GENS)
+    src = [Source(f"s{i}", f"s{i}", f"/s{i}.mp4", n_frames=12) for i in range(10)]
+    a = splits.assign_splits([s.identity for s in src], cfg.split_ratios, 0)
+    jobs = plan.plan_jobs(cfg, src, a, splits.cross_drivers(a, 0))
+    test = plan.shard_jobs(jobs, 1, 3, ("test",))
+    assert test and {j.split for j in test} == {"test"}
+    assert [j.job_id for j in test] == [j.job_id for j in plan.shard_jobs(jobs, 1, 3) if j.split == "test"]
+
+
 def test_forced_test_identities_keep_the_shares():
     ids = [f"p{i:02d}" for i in range(20)]
     forced = ("p03", "p07", "p11")

@@ -8,6 +8,7 @@ and C2PA-signed before its c23/c40/jpeg variants are derived (each signed as a t
   faceforge forge corpus --spec corpus.yaml --out CORPUS seed=1   # a spec file + overrides
   faceforge forge corpus --out CORPUS --shard 0/4                 # one of 4 shards
   torchrun --nproc-per-node 4 -m forge.cli forge corpus --out CORPUS device=cuda   # a GPU per rank, then --merge
+  faceforge forge corpus --out CORPUS --split test                # the test split first (then val, train)
   faceforge forge corpus --out CORPUS --merge                     # manifest from all shards' parts
 
 Re-running the same command resumes: only missing items are rendered.
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="corpus folder (created; re-run to resume)")
     parser.add_argument("--shard", help="render only shard i of n, as i/n (default: RANK/WORLD_SIZE "
                                         "under torchrun, else 0/1)")
+    parser.add_argument("--split", action="append", choices=["train", "val", "test"],
+                        help="render only the jobs of this split (repeatable; default all): e.g. test first")
     parser.add_argument("--merge", action="store_true",
                         help="only merge the shards' parts into manifest.parquet / corpus.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if str(overrides.get("device", "")) == "cuda" and "LOCAL_RANK" in os.environ:
         overrides["device"] = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # torchrun: one GPU per rank
-    report = build_corpus(args.out, args.spec, overrides=overrides, shard=shard, progress=not args.no_progress)
+    report = build_corpus(args.out, args.spec, overrides=overrides, shard=shard, progress=not args.no_progress,
+                          splits=tuple(args.split or ()))
     summary = {k: v for k, v in report.__dict__.items() if k != "card"}
     if report.card is not None:
         summary["complete"] = report.card["complete"]

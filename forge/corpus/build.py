@@ -248,9 +248,10 @@ def is_done(part: Path, job: plan.Job, models: render.Renderers) -> bool:
 
 def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None, *,
                  overrides: dict | None = None, shard: tuple[int, int] = (0, 1), merge: bool | None = None,
-                 progress: bool = True) -> BuildReport:
+                 progress: bool = True, splits: tuple[str, ...] = ()) -> BuildReport:
     """Render (this shard of) a corpus into ``out`` and, for a single shard (or ``merge=True``),
-    write its manifest, errors and card. Re-running renders only what is missing."""
+    write its manifest, errors and card. Re-running renders only what is missing. ``splits``:
+    render only these splits' jobs (e.g. the test split first); a partial render is not merged."""
     from tqdm import tqdm
 
     corpus = Path(out)
@@ -259,7 +260,7 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
     cfg = resolve_spec(corpus, spec, overrides)
     _, _, jobs = plan_corpus(corpus, cfg)
     index, count = shard
-    mine = plan.shard_jobs(jobs, index, count)
+    mine = plan.shard_jobs(jobs, index, count, splits)
     bank = SourceBank(corpus, cfg)
     models = render.Renderers(cfg)
     prov = CorpusProvenance(corpus, cfg.key_dir, verify=cfg.verify)
@@ -285,7 +286,7 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
         jobs_rendered=stats["ok"], jobs_already_done=stats["done"], jobs_failed=stats["error"],
         jobs_skipped=stats["skipped"], files_written=stats["files"], person_fits=models.n_fits,
         seconds=round(seconds, 3), items_per_s=round(stats["ok"] / seconds, 4) if seconds > 0 else 0.0)
-    if merge or (merge is None and count == 1):
+    if merge or (merge is None and count == 1 and not splits):
         report.merged = True
         report.card = merge_corpus(corpus, last_build={k: v for k, v in dataclasses.asdict(report).items()
                                                        if k != "card"})

@@ -110,13 +110,14 @@ def plan_jobs(cfg: CorpusConfig, sources: list[Source], splits: dict[str, str],
     return jobs
 
 
-def shard_jobs(jobs: list[Job], index: int, count: int) -> list[Job]:
+def shard_jobs(jobs: list[Job], index: int, count: int, splits: tuple[str, ...] = ()) -> list[Job]:
     """The jobs of shard ``index`` of ``count``: fit keys are dealt round-robin in plan order, so
-    shards are disjoint, cover the plan, and each fitted person lives on one shard."""
+    shards are disjoint, cover the plan, and each fitted person lives on one shard. ``splits``: only
+    these splits' jobs (the same shards either way, so a split-first render resumes into the rest)."""
     keys: dict[str, int] = {}
     for j in jobs:
         keys.setdefault(j.fit_key, len(keys))
-    return [j for j in jobs if keys[j.fit_key] % count == index]
+    return [j for j in jobs if keys[j.fit_key] % count == index and (not splits or j.split in splits)]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
