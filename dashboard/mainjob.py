@@ -96,12 +96,9 @@ def stage_prepare(cfg: MainJobConfig, out: Path) -> dict:
 
 
 def _fit_from_clip(talker, frames, landmarks, name: str, out: Path, cfg: MainJobConfig) -> dict:
-    from forge.data import draw_landmarks_batch
-
-    lm_images = draw_landmarks_batch(landmarks, talker.resolution)  # (T, 68, 2) -> (T, S, S, 3)
     rows = {}
     for mode in ("ff", "ft"):
-        person = talker.fit(frames, lm_images, mode=mode, steps=cfg.ft_steps if mode == "ft" else None,
+        person = talker.fit(frames, landmarks, mode=mode, steps=cfg.ft_steps if mode == "ft" else None,
                             seed=cfg.seed)
         person.info["source_landmarks"] = landmarks[0].tolist()  # lets `animate` retarget to this face
         path = out / "persons" / f"{name}_{mode}.pt"

@@ -129,12 +129,9 @@ def render_warp(source: Source, landmarks: np.ndarray) -> np.ndarray:
 
 def fit_person(talker, source: Source, cfg: AnimateConfig):
     """The fitted person: loaded, or fitted now on the source frames (FF or FT)."""
-    from forge.data.rasterize import draw_landmarks_batch
-
     if source.person is not None:
         return source.person
-    images = draw_landmarks_batch(source.landmarks, talker.resolution)
-    return talker.fit(source.frames, images, mode=cfg.mode, steps=cfg.steps, seed=cfg.seed)
+    return talker.fit(source.frames, source.landmarks, mode=cfg.mode, steps=cfg.steps, seed=cfg.seed)
 
 
 def load_talker(checkpoint: str | Path | None):
@@ -154,14 +151,12 @@ def side_by_side(*clips: np.ndarray) -> np.ndarray:
 def render(cfg: AnimateConfig, src: Source, landmarks: np.ndarray, talker=None) -> tuple[np.ndarray, float]:
     """Frames (N, S, S, 3) for target landmarks (N, 68, 2) with the configured generator, and the
     seconds spent fitting (0 for the warp)."""
-    from forge.data.rasterize import draw_landmarks_batch
-
     if cfg.generator == "warp":
         return render_warp(src, landmarks), 0.0
     t0 = time.perf_counter()
     person = fit_person(talker, src, cfg)
     fit_seconds = time.perf_counter() - t0
-    return talker.render(person, draw_landmarks_batch(landmarks, talker.resolution)), fit_seconds
+    return talker.render(person, landmarks), fit_seconds
 
 
 def animate(source: str | Path, driver: str | Path, out: str | Path, cfg: AnimateConfig = AnimateConfig(), *,

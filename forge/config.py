@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+GENERATORS = ("paper", "warp_guided")
+FIT_IDENTITY_WEIGHT = 1.0      # FT fitting's face-net loss weights (used when the fit frames' landmarks are known)
+FIT_PERCEPTUAL_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class ModelConfig:
     attn_up_res: int = 64           # self-attention in G's upsampling part at this size (paper: 64 at 256 px)
     spectral_norm: bool = True      # on every conv/linear of E, G, D (paper); exports bake it in
     n_videos: int = 0               # columns of D's W (one per training video); set by training
+    embed_resolution: int = 0       # E's input side (0: S); below S the K frames are downsampled for E (ours, CPU)
+    generator: str = "paper"        # "paper": G(y, psi) as the paper; "warp_guided": G also gets the warp guide (ours)
+    mask_init_logit: float = -4.0   # warp_guided: initial blend-mask logit (sigmoid(-4) = 0.018: starts as the warp)
 
     def __post_init__(self):
         s = self.resolution
@@ -33,6 +39,11 @@ class ModelConfig:
             raise ValueError(f"resolution must be a power of two >= 16, got {s}")
         if self.g_down_blocks < 1 or s >> self.g_down_blocks < 4:
             raise ValueError(f"g_down_blocks={self.g_down_blocks} too many for {s} px")
+        e = self.embed_resolution
+        if e and (e < 16 or e & (e - 1) or e > s):
+            raise ValueError(f"embed_resolution must be 0 or a power of two in 16..{s}, got {e}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.generator!r}; choose {', '.join(GENERATORS)}")
 
     @property
     def n_down(self) -> int:
@@ -50,6 +61,8 @@ class ContentLossConfig:
     l1_weight: float = 1.0          # offline: multi-scale L1 (ours)
     ssim_weight: float = 1.0        # offline: 1 - SSIM (ours)
     scales: int = 3                 # offline: pyramid levels
+    identity_weight: float = 0.0    # face net (faces port): identity (CSIM) loss 1 - cos (ours; 0: off)
+    perceptual_weight: float = 0.0  # face net: perceptual loss on its stages (ours, in place of VGGFace; 0: off)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,8 @@ class TrainConfig:
     lambda_adv: float = 1.0
     holdout: tuple[str, ...] = ("d12", "d18", "hdtf_wda_katiehill")  # identities never trained on
     seed: int = 0
+    init_from: str | None = None    # a run's checkpoint.pt to start a NEW run from (weights, optimisers, step;
+                                    # e.g. a second phase with other losses); ignored once OUT has a checkpoint
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False           # torch.compile E, G, D
     num_threads: int = 0            # torch.set_num_threads (0: leave as is)
@@ -87,7 +102,8 @@ class FitConfig:
     batch_size: int = 4
     lambda_fm: float = 10.0
     lambda_adv: float = 1.0
-    content: ContentLossConfig = field(default_factory=ContentLossConfig)
+    content: ContentLossConfig = field(default_factory=lambda: ContentLossConfig(identity_weight=FIT_IDENTITY_WEIGHT,
+                                                                                 perceptual_weight=FIT_PERCEPTUAL_WEIGHT))
 
 
 def load_train_config(path=None, overrides: dict | None = None) -> TrainConfig:

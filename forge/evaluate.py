@@ -100,14 +100,12 @@ def resize_clip(frames: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[n
 def render_method(method: str, talker, fit_frames, fit_lm, eval_lm, cfg: EvalConfig, t: int) -> np.ndarray:
     """Render eval landmarks (N, 68, 2) with one method fitted on (T, S, S, 3) frames -> (N, S, S, 3)."""
     from forge.animate import Source, render_warp
-    from forge.data.rasterize import draw_landmarks_batch
 
     if method == "warp":
         return render_warp(Source(frames=fit_frames, landmarks=fit_lm), eval_lm)
-    size = talker.resolution
-    person = talker.fit(fit_frames, draw_landmarks_batch(fit_lm, size), mode=method,
-                        steps=cfg.ft_steps if method == "ft" else None, seed=cfg.seed + t)
-    return talker.render(person, draw_landmarks_batch(eval_lm, size))
+    person = talker.fit(fit_frames, fit_lm, mode=method, steps=cfg.ft_steps if method == "ft" else None,
+                        seed=cfg.seed + t)
+    return talker.render(person, eval_lm)
 
 
 def _row_key(video_id: str, method: str, t: int) -> str:
@@ -209,15 +207,12 @@ def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash:
 def person_sensitivity(cache, videos: list[str], talker, size: int, n: int = 4) -> float | None:
     """Mean absolute pixel difference (0..255) between renders of the same landmarks by people fitted
     (FF, 8 frames) on two different videos; ~0 means the generator ignores who it renders."""
-    from forge.data.rasterize import draw_landmarks_batch
-
     if talker is None or len(videos) < 2:
         return None
     (fa, la), (fb, lb) = (resize_clip(*cache.load(v, list(range(min(8, cache.n_frames(v))))), size)
                           for v in videos[:2])
-    images = draw_landmarks_batch(la[:n], size)
-    ra = talker.render(talker.fit(fa, draw_landmarks_batch(la, size), mode="ff"), images)
-    rb = talker.render(talker.fit(fb, draw_landmarks_batch(lb, size), mode="ff"), images)
+    ra = talker.render(talker.fit(fa, la, mode="ff"), la[:n])
+    rb = talker.render(talker.fit(fb, lb, mode="ff"), la[:n])
     return float(np.abs(ra.astype(np.float64) - rb).mean())
 
 
@@ -318,7 +313,6 @@ def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, m
 
     from forge.animate import Source, render_warp, target_landmarks
     from forge.data import PreparedCache, get_detector
-    from forge.data.rasterize import draw_landmarks_batch
     from forge.metrics import IdentityEncoder
 
     cache = PreparedCache(cache_root)
@@ -342,9 +336,8 @@ def evaluate_retarget(cache_root: str | Path, pairs: list[tuple[str, str]], *, m
                     fake = render_warp(Source(frames=src.frames[:1], landmarks=src.landmarks[:1]), lms)
                 else:
                     if method not in people:
-                        people[method] = talker.fit(src.frames, draw_landmarks_batch(src.landmarks, size),
-                                                    mode=method, seed=seed)
-                    fake = talker.render(people[method], draw_landmarks_batch(lms, size))
+                        people[method] = talker.fit(src.frames, src.landmarks, mode=method, seed=seed)
+                    fake = talker.render(people[method], lms)
                 rows.append({"source": src_id, "driver": drv_id, "method": method, "retarget": variant,
                              **cross_metrics(fake, src.frames[0], src.landmarks[0], d_frames[d_pick],
                                              d_lm[d_pick], lms, encoder, detector)})

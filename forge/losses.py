@@ -93,16 +93,30 @@ class ContentLoss(nn.Module):
             self.vggface = _VGGFeatures("vgg16", cfg.vggface_weights, VGGFACE_LAYERS, VGGFACE_CAFFE_MEAN_BGR)
         else:
             log.info("content loss: offline multi-scale L1 + SSIM (no VGG19/VGGFace weights given)")
+        self.face = None
+        if cfg.identity_weight or cfg.perceptual_weight:
+            from forge.face_loss import FaceNetLoss
+
+            self.face = FaceNetLoss(cfg.identity_weight, cfg.perceptual_weight)
+            self.kind += "+facenet"
 
     @property
     def description(self) -> str:
-        if self.kind == "vgg":
-            return f"vgg19 ({self.cfg.vgg19_weights}) x {self.cfg.vgg19_weight} + vggface ({self.cfg.vggface_weights}) x {self.cfg.vggface_weight}, caffe BGR 0-255 input"
-        return f"offline: {self.cfg.scales}-scale L1 x {self.cfg.l1_weight} + (1 - SSIM) x {self.cfg.ssim_weight}"
+        if self.kind.startswith("vgg"):
+            text = f"vgg19 ({self.cfg.vgg19_weights}) x {self.cfg.vgg19_weight} + vggface ({self.cfg.vggface_weights}) x {self.cfg.vggface_weight}, caffe BGR 0-255 input"
+        else:
+            text = f"offline: {self.cfg.scales}-scale L1 x {self.cfg.l1_weight} + (1 - SSIM) x {self.cfg.ssim_weight}"
+        return text + (f" + {self.face.description}" if self.face is not None else "")
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        # fake, real (B, 3, S, S) in [-1, 1] -> weighted terms
-        if self.kind == "vgg":
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        # fake, real (B, 3, S, S) in [-1, 1], landmarks (B, 68, 2) of the target (face-net terms) -> weighted terms
+        terms = self._pixel_terms(fake, real)
+        if self.face is not None and landmarks is not None:
+            terms.update(self.face(fake, real, landmarks))
+        return terms
+
+    def _pixel_terms(self, fake: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.kind.startswith("vgg"):
             return {
                 "cnt_vgg19": self.cfg.vgg19_weight * _feature_l1(self.vgg19(fake), self.vgg19(real)),
                 "cnt_vggface": self.cfg.vggface_weight * _feature_l1(self.vggface(fake), self.vggface(real)),

@@ -48,7 +48,8 @@ class MetaTrainer:
             torch.set_num_threads(cfg.num_threads)
         if int(cache.resolution) != cfg.model.resolution:
             raise FaceforgeError(f"cache resolution {cache.resolution} != model resolution {cfg.model.resolution}")
-        self.sampler = EpisodeSampler(cache, cfg.k_shot, cfg.holdout, cfg.seed, self.ctx.rank)
+        self.sampler = EpisodeSampler(cache, cfg.k_shot, cfg.holdout, cfg.seed, self.ctx.rank,
+                                      with_guide=cfg.model.generator == "warp_guided")
         self.model_cfg = dataclasses.replace(cfg.model, n_videos=len(self.sampler))
         torch.manual_seed(cfg.seed)
         E, G, D = build_models(self.model_cfg)
@@ -86,11 +87,14 @@ class MetaTrainer:
                 "episodes_seen": self.step * self.cfg.batch_size * world,
                 "images_seen": self.step * self.cfg.batch_size * world * (self.cfg.k_shot + 1),
                 "train_seconds": round(self.elapsed, 1), "training_videos": self.sampler.video_ids,
-                "holdout": list(self.cfg.holdout), "resolution": self.model_cfg.resolution}
+                "holdout": list(self.cfg.holdout), "resolution": self.model_cfg.resolution,
+                "generator": self.model_cfg.generator, "phases": self.phases}
 
     def _resume(self) -> None:
-        path = self.out / CHECKPOINT
+        path, self.phases = self.out / CHECKPOINT, []
         if not path.exists():
+            if self.cfg.init_from:
+                self._init_from(Path(self.cfg.init_from))
             return
         from forge.checkpoint import load_checkpoint
 
@@ -103,6 +107,7 @@ class MetaTrainer:
         self.opt_g.load_state_dict(ck["opt_g"])
         self.opt_d.load_state_dict(ck["opt_d"])
         self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
+        self.phases = list(ck.get("meta", {}).get("phases", []))
         torch.set_rng_state(ck["rng"]["torch"].cpu())
         if "cuda" in ck["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([t.cpu() for t in ck["rng"]["cuda"]])
@@ -111,6 +116,23 @@ class MetaTrainer:
         else:  # other ranks: same seed sequence, advanced by the step count
             self.sampler.rng = np.random.default_rng([self.cfg.seed, self.ctx.rank, self.step])
         log.info("resumed %s at step %d", path, self.step)
+
+    def _init_from(self, path: Path) -> None:
+        """Start this run from another run's weights and optimiser states (its step count and training time
+        carry on; its losses and phases are recorded in ``meta.phases``)."""
+        from forge.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(path, map_location=self.device)
+        if ck.get("model_cfg") != dataclasses.asdict(self.model_cfg):
+            raise FaceforgeError(f"init_from {path} has a different model config (or training videos)")
+        for name in ("E", "G", "D", "opt_g", "opt_d"):
+            getattr(self, name).load_state_dict(ck[name])
+        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
+        meta = ck.get("meta", {})
+        self.phases = [*meta.get("phases", []), {
+            "run": str(path.parent), "until_step": self.step, "train_seconds": round(self.elapsed, 1),
+            "content_loss": meta.get("content_loss"), "content_loss_detail": meta.get("content_loss_detail")}]
+        log.info("initialised from %s at step %d", path, self.step)
 
     def save(self) -> None:
         if not self.ctx.is_main:
@@ -132,12 +154,12 @@ class MetaTrainer:
         self.D.requires_grad_(False)
         with self._autocast():
             e_hat = self.fE(ep.x_src, ep.y_src)  # (B, K, 3, S, S) x2 -> (B, N)
-            fake = self.fG(ep.y_tgt, self.G.project(e_hat))  # (B, 3, S, S)
+            fake = self.fG(ep.y_tgt, self.G.project(e_hat), ep.guide)  # (B, 3, S, S)
             w = self.D.W[ep.video]  # (B, N), no grad here
             r_fake, f_fake = self.fD(fake, ep.y_tgt, w)
             with torch.no_grad():
                 _, f_real = self.fD(ep.x_tgt, ep.y_tgt, w)
-            terms = {**self.content(fake, ep.x_tgt),
+            terms = {**self.content(fake, ep.x_tgt, ep.p_tgt),
                      **generator_adversarial(r_fake, f_fake, f_real, cfg.lambda_fm, cfg.lambda_adv),
                      **embedding_match(w, e_hat, cfg.lambda_mch)}
             loss_g = _sum(terms).float()
@@ -156,7 +178,7 @@ class MetaTrainer:
                 ep_d = self.sampler.sample(cfg.batch_size).to(self.device)
                 with torch.no_grad(), self._autocast():
                     e_d = self.fE(ep_d.x_src, ep_d.y_src)
-                    fake_d = self.fG(ep_d.y_tgt, self.G.project(e_d))
+                    fake_d = self.fG(ep_d.y_tgt, self.G.project(e_d), ep_d.guide)
             with self._autocast():
                 w = self.D.W[ep_d.video]
                 r_real, _ = self.fD(ep_d.x_tgt, ep_d.y_tgt, w)
@@ -186,6 +208,8 @@ class MetaTrainer:
 
         n = min(4, fake.shape[0])
         cols = [ep.x_src[:n, 0], ep.y_tgt[:n], fake[:n], ep.x_tgt[:n]]  # source | landmarks | output | target
+        if ep.guide is not None:
+            cols.insert(2, ep.guide[:n, :3])  # source | landmarks | warp guide | output | target
         grid = np.concatenate([np.concatenate(list(to_uint8(c)), axis=0) for c in cols], axis=1)
         path = self.out / "samples" / f"step_{self.step:07d}.png"
         with atomic_write(path) as f:
@@ -221,6 +245,7 @@ class MetaTrainer:
 
     def _write_run_info(self) -> None:
         from forge.model.blocks import count_params
+        from forge.model.warp_guided import DESIGN
 
         save_config(self.cfg, self.out / "config.yaml")
         write_json_atomic(self.out / "run.json", {
@@ -230,7 +255,8 @@ class MetaTrainer:
             "params": {"E": count_params(self.E), "G": count_params(self.G), "D": count_params(self.D)},
             "notes": ["L_MCH: gradient to E in the G update (W detached), to W in the D update (e_hat detached)",
                       "L_MCH uses the mean absolute difference (the paper's L1 norm divided by N)",
-                      "AdaIN scale is 1 + gamma (gamma from P e_hat)"]})
+                      "AdaIN scale is 1 + gamma (gamma from P e_hat)"]
+                     + ([DESIGN] if self.model_cfg.generator == "warp_guided" else [])})
 
     # ------------------------------------------------------------------ loop
     def run(self, steps: int | None = None, max_minutes: float | None = None, progress: bool = True) -> dict:

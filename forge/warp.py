@@ -111,22 +111,33 @@ def _fill_uncovered(ids: np.ndarray, tgt_tris: np.ndarray) -> None:
     ids[ys, xs] = np.argmax(worst, axis=1)
 
 
-def warp_image(source_image: np.ndarray, src_points: np.ndarray, tgt_points: np.ndarray,
-               triangles: np.ndarray) -> np.ndarray:
-    """Piecewise-affine warp of one image: control points (P, 2) source -> target, (K, 3) triangles."""
-    import cv2
-
-    h, w = source_image.shape[:2]
+def warp_maps(src_points: np.ndarray, tgt_points: np.ndarray, triangles: np.ndarray, height: int,
+              width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source coordinates of every target pixel: control points (P, 2) source -> target, (K, 3)
+    triangles -> (map_x, map_y), each (H, W) float32 (may fall outside the source frame)."""
     src_tris, tgt_tris = src_points[triangles], tgt_points[triangles]  # (K, 3, 2)
     affine = _affine_target_to_source(tgt_tris, src_tris)              # (K, 2, 3)
-    ids = _triangle_id_map(tgt_tris, h, w)                             # (H, W)
+    ids = _triangle_id_map(tgt_tris, height, width)                    # (H, W)
     _fill_uncovered(ids, tgt_tris)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     a = affine[ids]                                                    # (H, W, 2, 3)
     map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]       # (H, W) source x per output pixel
     map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
-    return cv2.remap(source_image, map_x.astype(np.float32), map_y.astype(np.float32),
-                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def remap(source_image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Sample (H, W, 3) at the (H, W) source coordinates (bilinear, reflected at the border)."""
+    import cv2
+
+    return cv2.remap(source_image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def warp_image(source_image: np.ndarray, src_points: np.ndarray, tgt_points: np.ndarray,
+               triangles: np.ndarray) -> np.ndarray:
+    """Piecewise-affine warp of one image: control points (P, 2) source -> target, (K, 3) triangles."""
+    h, w = source_image.shape[:2]
+    return remap(source_image, *warp_maps(src_points, tgt_points, triangles, h, w))
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -134,21 +145,29 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-def shade_mouth(image: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
-    """Darken the inner-mouth polygon of a warped frame by how much wider it is than the source's
-    (a closed source mouth stretched open would otherwise show smeared lips). (H, W, 3) -> (H, W, 3)."""
+def opened_mouth(shape: tuple[int, int], source_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Where the target's inner mouth is open wider than the source's, weighted by how much wider:
+    (H, W) float32 in [0, 1] (0 everywhere when the target mouth is not wider)."""
     import cv2
 
+    mask = np.zeros(shape, np.float32)
     a_src = _polygon_area(source_landmarks[INNER_LIPS])
     a_tgt = _polygon_area(target_landmarks[INNER_LIPS])
     if a_tgt <= a_src or a_tgt < 1.0:
-        return image
+        return mask
     strength = (a_tgt - a_src) / a_tgt                                 # 0 (same) .. 1 (source closed)
-    mask = np.zeros(image.shape[:2], np.float32)
     cv2.fillPoly(mask, [np.round(target_landmarks[INNER_LIPS] * 16).astype(np.int32)], 1.0,
                  lineType=cv2.LINE_AA, shift=4)
-    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.5, 0.01 * image.shape[1]))[..., None]
-    factor = 1.0 - strength * (1.0 - MOUTH_DARKEN) * mask              # (H, W, 1)
+    return strength * cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.5, 0.01 * shape[1]))
+
+
+def shade_mouth(image: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Darken the inner-mouth polygon of a warped frame by how much wider it is than the source's
+    (a closed source mouth stretched open would otherwise show smeared lips). (H, W, 3) -> (H, W, 3)."""
+    opened = opened_mouth(image.shape[:2], source_landmarks, target_landmarks)[..., None]  # (H, W, 1)
+    if not opened.any():
+        return image
+    factor = 1.0 - (1.0 - MOUTH_DARKEN) * opened                       # (H, W, 1)
     return np.clip(image * factor + 0.5, 0, 255).astype(np.uint8)
 
 

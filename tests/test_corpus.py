@@ -200,12 +200,14 @@ class _CountingTalker:
     def __init__(self):
         self.fits = []
 
-    def fit(self, frames, landmark_images, mode, steps, seed):
+    def fit(self, frames, landmarks, mode, steps, seed):
         self.fits.append((len(frames), mode, steps, seed))
         return {"mode": mode}
 
-    def render(self, person, landmark_images, batch_size=16):
-        return landmark_images.copy()
+    def render(self, person, landmarks, batch_size=16):
+        from forge.data.rasterize import draw_landmarks_batch
+
+        return draw_landmarks_batch(landmarks, self.resolution)
 
 
 def test_ft_fit_once_per_fit_key_with_its_steps_and_seed():

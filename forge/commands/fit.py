@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
 
 
 def collect_frames(paths, resolution: int, frames: int | None = None, backend: str = "auto"):
-    """Face crops + landmark images of all faces found in ``paths`` -> ((T,S,S,3), (T,S,S,3)) uint8.
+    """Face crops + landmarks of all faces found in ``paths`` -> ((T, S, S, 3) uint8, (T, 68, 2) crop px).
     Any file without a face raises a one-line ``FaceforgeError``."""
     import numpy as np
 
@@ -30,7 +30,7 @@ def collect_frames(paths, resolution: int, frames: int | None = None, backend: s
     for path in paths:
         clip = extract_clip(path, resolution=resolution, backend=backend)
         xs.append(clip.frames[clip.valid])
-        ys.append(clip.landmark_images[clip.valid])
+        ys.append(clip.landmarks[clip.valid])
     x, y = np.concatenate(xs), np.concatenate(ys)
     if frames is not None:
         if frames < 1:

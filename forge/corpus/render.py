@@ -171,12 +171,12 @@ class Renderers:
         """The side the Talker renders at (the spec's, unless ``talker_resize`` resizes its output)."""
         return int(self.talker.resolution) if self.cfg.talker_resize else self.cfg.resolution
 
-    def person(self, job: Job, frames: np.ndarray, landmark_images: np.ndarray):
+    def person(self, job: Job, frames: np.ndarray, landmarks: np.ndarray):
         if self._person_key != job.fit_key:
             from forge.corpus.plan import job_seed
 
             # seeded by the fit key, not the job: a resumed run fits the same person
-            self._person = self.talker.fit(frames, landmark_images, mode=job.mode, steps=job.steps,
+            self._person = self.talker.fit(frames, landmarks, mode=job.mode, steps=job.steps,
                                            seed=job_seed(self.cfg.seed, job.fit_key))
             self._person_key = job.fit_key
             self.n_fits += 1
@@ -220,8 +220,8 @@ def render_fewshot(job: Job, src: SourceClip, refs: np.ndarray, target: np.ndarr
     """Fit (cached per fit key) and render at the Talker's side -> (N, S, S, 3) at the spec's side."""
     r = models.render_resolution
     ref_frames, ref_lm = resize_clip(src.frames[refs], src.landmarks[refs], r)           # (T, r, r, 3)
-    person = models.person(job, ref_frames, draw_all(ref_lm, r))
-    frames = models.talker.render(person, draw_all(target * (r / cfg.resolution), r),
+    person = models.person(job, ref_frames, ref_lm)                                      # (T, 68, 2) coordinates
+    frames = models.talker.render(person, target * (r / cfg.resolution),
                                   batch_size=cfg.batch_size)                              # (N, r, r, 3)
     frames = np.asarray(frames, dtype=np.uint8)
     return resize_clip(frames, target, cfg.resolution)[0] if r != cfg.resolution else frames

@@ -22,10 +22,12 @@ class Episode:
     y_src: torch.Tensor      # (B, K, 3, S, S) landmark images in [-1, 1]
     x_tgt: torch.Tensor      # (B, 3, S, S)
     y_tgt: torch.Tensor      # (B, 3, S, S)
+    guide: torch.Tensor | None = None  # (B, 4, S, S) warp guide of the target (warp-guided G), else None
+    p_tgt: torch.Tensor | None = None  # (B, 68, 2) target landmark coordinates (face-net losses)
 
     def to(self, device) -> "Episode":
-        return Episode(*(t.to(device, non_blocking=True) for t in
-                         (self.video, self.x_src, self.y_src, self.x_tgt, self.y_tgt)))
+        return Episode(*(t.to(device, non_blocking=True) if t is not None else None for t in
+                         (self.video, self.x_src, self.y_src, self.x_tgt, self.y_tgt, self.guide, self.p_tgt)))
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -44,8 +46,8 @@ class EpisodeSampler:
     """Draws batches of episodes from the training videos of a cache with its own ``np.random.Generator``
     (whose state goes into checkpoints, so a resumed run draws the same episodes)."""
 
-    def __init__(self, cache, k_shot: int, holdout=(), seed: int = 0, rank: int = 0):
-        self.k_shot = k_shot
+    def __init__(self, cache, k_shot: int, holdout=(), seed: int = 0, rank: int = 0, with_guide: bool = False):
+        self.k_shot, self.with_guide = k_shot, with_guide
         self.resolution = int(cache.resolution)
         videos = cache.videos
         ok = videos[videos["status"] == "ok"] if "status" in videos else videos
@@ -55,9 +57,10 @@ class EpisodeSampler:
         self.identities: list[str] = []
         self.frames: list[np.ndarray] = []     # each (N, S, S, 3) uint8
         self.landmarks: list[np.ndarray] = []  # each (N, S, S, 3) uint8 landmark images
+        self.points: list[np.ndarray] = []     # each (N, 68, 2) landmark coordinates (for the warp guide)
         self.skipped: dict[str, str] = {}
         for vid, ident in zip(keep["video_id"], keep["identity"]):
-            frames, _ = cache.load(vid)
+            frames, points = cache.load(vid)
             limg = cache.landmark_images(vid)
             if len(frames) < k_shot + 1:
                 self.skipped[vid] = f"{len(frames)} frames < K + 1 = {k_shot + 1}"
@@ -66,6 +69,7 @@ class EpisodeSampler:
             self.identities.append(ident)
             self.frames.append(frames)
             self.landmarks.append(limg)
+            self.points.append(np.asarray(points, np.float32))
         if not self.video_ids:
             raise FaceforgeError(f"no training video with >= {k_shot + 1} frames in the cache "
                                  f"(held out: {sorted(held)}; skipped: {self.skipped})")
@@ -76,7 +80,7 @@ class EpisodeSampler:
 
     def sample(self, batch_size: int) -> Episode:
         vids = self.rng.integers(0, len(self), size=batch_size)
-        xs, ys, xt, yt = [], [], [], []
+        xs, ys, xt, yt, guides, pt = [], [], [], [], [], []
         for v in vids:
             n = len(self.frames[v])
             idx = self.rng.choice(n, size=self.k_shot + 1, replace=False)  # K sources + 1 target
@@ -84,8 +88,15 @@ class EpisodeSampler:
             ys.append(self.landmarks[v][idx[:-1]])
             xt.append(self.frames[v][idx[-1]])
             yt.append(self.landmarks[v][idx[-1]])
+            pt.append(self.points[v][idx[-1]])
+            if self.with_guide:  # the target warped from the source frame with the nearest landmarks
+                from forge.guide import guide_tensor, warp_guide
+
+                pts = self.points[v]
+                guides.append(guide_tensor(*warp_guide(self.frames[v][idx[:-1]], pts[idx[:-1]], pts[idx[-1:]])))
         return Episode(torch.from_numpy(vids).long(), to_tensor(np.stack(xs)), to_tensor(np.stack(ys)),
-                       to_tensor(np.stack(xt)), to_tensor(np.stack(yt)))
+                       to_tensor(np.stack(xt)), to_tensor(np.stack(yt)),
+                       torch.cat(guides) if guides else None, torch.from_numpy(np.stack(pt)))  # (B, 4, S, S), (B, 68, 2)
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

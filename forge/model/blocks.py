@@ -15,11 +15,14 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral-normalise every Conv2d / Linear inside ``module`` (the paper: all layers of E, G, D).
 
     Registering the parametrisation runs 15 power iterations, so applying it to weights that were
-    already normalised (a baked export) leaves them unchanged (sigma ~= 1)."""
+    already normalised (a baked export) leaves them unchanged (sigma ~= 1). Modules flagged
+    ``no_spectral_norm = True`` (and everything inside them) are left alone: the warp-guided generator's
+    zero-initialised output head (sigma = 0 cannot be normalised)."""
     from torch.nn.utils.parametrizations import spectral_norm
 
+    skip = {id(m) for sub in module.modules() if getattr(sub, "no_spectral_norm", False) for m in sub.modules()}
     for sub in list(module.modules()):
-        if isinstance(sub, (nn.Conv2d, nn.Linear)) and not _has_sn(sub):
+        if isinstance(sub, (nn.Conv2d, nn.Linear)) and not _has_sn(sub) and id(sub) not in skip:
             spectral_norm(sub)
     return module
 

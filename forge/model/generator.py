@@ -13,6 +13,8 @@ from forge.model.blocks import (ResBlockAdaIN, ResBlockDown, ResBlockUp, SelfAtt
 
 
 class Generator(nn.Module):
+    uses_guide = False
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -48,8 +50,10 @@ class Generator(nn.Module):
         # e_hat (B, N) -> psi_hat (B, n_psi)
         return self.projection(e_hat)
 
-    def forward(self, y: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, psi: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         # y (B, 3, S, S) landmark image, psi (B, n_psi) -> x_hat (B, 3, S, S) in [-1, 1]
+        if guide is not None:
+            raise ValueError("the paper's generator takes no warp guide (use generator: warp_guided)")
         h = y
         for block in self.down:
             h = block(h)  # (B, C, S/2^i, S/2^i)
