@@ -1,16 +1,20 @@
-"""Detector studies on a corpus: cross-generator and cross-compression matrices, robustness curves,
-watermark ablation, per-detector cost.
+"""Detector studies on the benchmark corpus (``forge/corpus/bench128.yaml``) and the external folder.
 
-    .venv/bin/python -m benchmarks.detect_studies [--corpus out/sample_corpus] [--detectors frequency,temporal]
+    .venv/bin/python -m benchmarks.detect_studies [--corpus out/bench128] [--detectors frequency,temporal,dct_cnn]
+        [--runs "blend_cnn SBI=out/sbi/mnv3,blend_identity SBI=out/sbi/id"]
 
-When the corpus does not exist, a toy corpus (``detect.toy``: real sample frames + simple
-manipulations, NOT the paper's generator) is built under ``out/detect_toy_corpus`` and used instead;
-the results file says which. Baseline in the same run: a chance-level "detector" scoring with the
-seeded random score of each item (AUC ~0.5), and each detector's own in-distribution AUC as the
-reference its cross/robustness cells are compared with.
+- cross-generator: train on one family of our fakes (FF, FT, warp; reals of the train split as
+  negatives) or all of them, at c23; test on every family of the corpus test split and on the
+  external folder (``../shared/data/external``: 8 public generators, read in place, never tuned on);
+- cross-compression: train at c23 or raw, test at raw / c23 / c40 / JPEG;
+- robustness: the all-families c23 model on perturbed raw test clips (JPEG, downscale, blur, noise, H.264);
+- ablations: a blend-head CNN trained on our fakes (no self-blended data) next to the runs given with
+  ``--runs`` (e.g. the self-blended detectors, pretrained or from scratch), on the same test cells.
 
-Writes ``benchmarks/results/detect_studies.json`` (+ ``detect_studies_*.png``) — matrices are
-``{train: {test: {"auc": ..., "n": ...}}}`` so the dashboard shows them as heatmaps.
+Every cell is ``{"auc", "auc_ci95", "n", "n_fake", "n_real", "small"}``: the 95 % interval is a seeded
+bootstrap that resamples whole people (corpus) or source files (external); ``small`` marks cells with
+fewer than 50 fake or 50 real videos. Baseline in the same run: seeded random scores (chance) on the
+same cells. Writes ``benchmarks/results/detect_studies.{json,md}`` and ``detect_studies_*.png``.
 """
 
 from __future__ import annotations
@@ -21,320 +25,265 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import REPO_ROOT, write_json_atomic
+from core.common import REPO_ROOT, FaceforgeError, write_json_atomic
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-WORK = REPO_ROOT / "out" / "detect_bench"
-TOY = REPO_ROOT / "out" / "detect_toy_corpus"
-GROUP_COLUMNS = ("generator", "mode", "T", "reenactment")
+WORK = REPO_ROOT / "out" / "detect_bench128"
+CORPUS = REPO_ROOT / "out" / "bench128"
+EXTERNAL = REPO_ROOT.parent / "shared" / "data" / "external"
+MIN_CELL = 50                       # fewer fake or real videos than this: the cell is marked
+N_BOOT = 500
 COMPRESSIONS = ("raw", "c23", "c40", "jpeg")
+IN_DIST = "c23"
+FAMILIES = {"FF": ["generator=fewshot", "mode=ff"], "FT": ["generator=fewshot", "mode=ft"], "warp": ["generator=warp"]}
 ROBUSTNESS = {                      # perturbation -> levels (the first is "none")
-    "jpeg_quality": [None, 90, 70, 50, 30],
-    "downscale": [1.0, 0.75, 0.5, 0.25],
-    "blur_sigma": [0.0, 0.5, 1.0, 2.0],
-    "noise_sigma": [0.0, 2.0, 5.0, 10.0],
-    "h264_crf": [None, 23, 32, 40],
+    "jpeg_quality": [None, 70, 50, 30],
+    "downscale": [1.0, 0.5, 0.25],
+    "blur_sigma": [0.0, 1.0, 2.0],
+    "noise_sigma": [0.0, 5.0, 10.0],
+    "h264_crf": [None, 32, 40],
 }
-INFER_FRAMES = 64                   # frames timed for CPU inference speed
-BENCH_TRAIN = dict(image_size=64, epochs=4, batch_size=32, max_frames=16, frames_per_item=8, window=8, patience=2)
+BENCH_TRAIN = dict(image_size=64, epochs=3, batch_size=32, max_frames=12, frames_per_item=4, window=8, patience=2)
+EXTERNAL_FRAMES = 32                # frames read per external clip
 
 
-# ---------------------------------------------------------------- helpers
-def _norm(v) -> str:
-    from detect.data import _norm as norm
-
-    return norm(v)
-
-
-def fake_groups(df) -> dict[str, list[str]]:
-    """Fake-generator groups present in the corpus -> filters selecting each (e.g. fewshot/ft/T8)."""
-    fakes = df[df["label"] == "fake"]
-    cols = [c for c in GROUP_COLUMNS if c in df.columns]
-    groups: dict[str, list[str]] = {}
-    for _, r in fakes[cols].drop_duplicates().iterrows():
-        parts = [(c, _norm(r[c])) for c in cols if _norm(r[c]) not in ("none", "nan", "")]
-        name = "/".join(v if c == "generator" else f"{c}{v}" if c == "T" else v for c, v in parts)
-        groups[name] = [f"{c}={v}" for c, v in parts]
-    return dict(sorted(groups.items()))
+# ---------------------------------------------------------------- cells
+def family_of(df) -> np.ndarray:
+    """Manifest rows -> family name ("real", "FF", "FT", "warp")."""
+    gen, mode = df["generator"].astype(str).to_numpy(), df["mode"].astype(str).str.upper().to_numpy()
+    return np.where(gen == "fewshot", mode, gen)
 
 
-def in_dist_compression(df) -> str:
-    present = set(df["compression"].astype(str)) if "compression" in df.columns else set()
-    return "c23" if "c23" in present else "raw" if "raw" in present else sorted(present)[0]
+def cell(y, s, clusters=None, seed: int = 0) -> dict:
+    from detect.metrics import auc, bootstrap_ci
+
+    y, s = np.asarray(y, int), np.asarray(s, float)
+    ci = bootstrap_ci(y, s, n_boot=N_BOOT, seed=seed, clusters=clusters)
+    n_fake = int(y.sum())
+    return {"auc": auc(y, s), "auc_ci95": [ci["low"], ci["high"]], "n": int(y.size), "n_fake": n_fake,
+            "n_real": int(y.size - n_fake), "small": bool(min(n_fake, y.size - n_fake) < MIN_CELL)}
 
 
-def train_run(corpus, name: str, detector: str, filters: list[str]):
+def family_cells(videos) -> dict:
+    """Each family's fakes against all reals of the scored split, and all fakes ("all")."""
+    y, s, fam = videos["label"].to_numpy(int), videos["score"].to_numpy(float), videos["family"].to_numpy()
+    people = videos["source_identity"].astype(str).to_numpy()
+    out = {"all": cell(y, s, people)}
+    for f in FAMILIES:
+        m = (y == 0) | (fam == f)
+        if (fam == f).any():
+            out[f] = cell(y[m], s[m], people[m])
+    return out
+
+
+def external_cells(m: dict) -> dict:
+    """The folder protocol's metrics -> cells: all, the family average, each external generator."""
+    def c(x):
+        return {"auc": x["auc"], "auc_ci95": x["auc_ci95"], "n": x["n"], "n_fake": x["n_fake"], "n_real": x["n_real"],
+                "small": bool(min(x["n_fake"], x["n_real"]) < MIN_CELL)}
+
+    fam = m["family_average_auc"]
+    return {"all": c(m["video"]), "family_average": {"auc": fam["auc"], "auc_ci95": fam["auc_ci95"],
+                                                     "n": m["video"]["n"], "n_families": fam["n_families"],
+                                                     "small": True},
+            "by_generator": {g: c(x) for g, x in m["by_generator"].items()}}
+
+
+# ---------------------------------------------------------------- data and runs
+class Bench:
+    """The corpus's test items, decoded once per compression, and the external faces, found once."""
+
+    def __init__(self, corpus: Path, external: Path | None, log):
+        from detect.data import load_manifest
+
+        self.corpus, self.external, self.log = corpus, external, log
+        self.df = load_manifest(corpus)
+        self.df["family"] = family_of(self.df)
+        self._items: dict[str, list] = {}
+        self.faces_cache: dict = {}
+
+    def items(self, compression: str) -> list:
+        if compression not in self._items:
+            from detect.data import load_items, split_rows
+
+            rows = split_rows(self.df, "test")
+            rows = rows[rows["compression"].astype(str) == compression]
+            rep = load_items(self.corpus, rows, None, f"test {compression}", progress=False)
+            self._items[compression] = rep.items
+        return self._items[compression]
+
+    def videos(self, items, scores):
+        """Per-video scores joined with family and person."""
+        import pandas as pd
+
+        meta = self.df.set_index("item_id")
+        ids = [it.item_id for it in items]
+        return pd.DataFrame({"item_id": ids, "label": [it.label for it in items], "score": scores,
+                             "family": meta.loc[ids, "family"].to_numpy(),
+                             "source_identity": meta.loc[ids, "source_identity"].to_numpy()})
+
+    def score(self, lr, compression: str, transform=None) -> dict:
+        from detect.metrics import aggregate
+
+        items = self.items(compression)
+        scores = []
+        for it in items:
+            frames = it.frames if transform is None else transform(it.frames)
+            scores.append(aggregate(lr.detector.score_clip(frames, it.landmarks), lr.cfg.aggregate))
+        return family_cells(self.videos(items, scores))
+
+    def score_external(self, lr, name: str) -> dict | None:
+        if self.external is None:
+            return None
+        from detect.folder import FolderEvalConfig, evaluate_folder
+
+        m = evaluate_folder(lr, self.external, FolderEvalConfig(n_boot=N_BOOT, max_frames=EXTERNAL_FRAMES),
+                            out=WORK / "external" / name, progress=False, faces_cache=self.faces_cache)
+        return external_cells(m)
+
+    def chance(self) -> dict:
+        items = self.items(IN_DIST)
+        s = np.random.default_rng(0).random(len(items))
+        return family_cells(self.videos(items, s))
+
+
+def train_run(bench: Bench, name: str, detector: str, filters: list[str], **overrides):
+    """Train (or reuse, when finished) a run on this state of the corpus: the run folder is keyed by
+    the manifest's size, so a grown corpus trains afresh."""
     from detect.config import DetectConfig
     from detect.score import load_run
     from detect.train import train
 
-    cfg = DetectConfig(detector=detector, filters=tuple(filters), **BENCH_TRAIN)
-    run = WORK / name / detector
+    cfg = DetectConfig(detector=detector, filters=tuple(filters), **{**BENCH_TRAIN, **overrides})
+    run = WORK / f"{bench.corpus.name}-{len(bench.df)}files" / detector / name
     t0 = time.perf_counter()
-    metrics = train(corpus, run, cfg, progress=False)
-    return load_run(run), metrics, time.perf_counter() - t0
-
-
-def video_auc(lr, corpus, filters, transform=None) -> dict:
-    from detect.evaluate import score_split
-    from detect.metrics import auc
-
-    try:
-        frames, videos, errors = score_split(lr, corpus, "test", filters, progress=False, transform=transform)
-    except Exception as e:  # an empty cell (no such items) is reported, not fatal
-        return {"auc": None, "n": 0, "error": str(e).splitlines()[0]}
-    return {"auc": auc(videos["label"], videos["score"]), "frame_auc": auc(frames["label"], frames["score"]),
-            "n": int(len(videos)), "n_fake": int(videos["label"].sum()), "skipped": len(errors)}
-
-
-# ---------------------------------------------------------------- perturbations (N,S,S,3) -> (N,S,S,3)
-def perturb(kind: str, level):
-    import cv2
-
-    if level in (None, 0.0, 1.0) and kind != "h264_crf" or (kind == "h264_crf" and level is None):
-        return None
-
-    def jpeg(frames):
-        out = []
-        for f in frames:
-            ok, buf = cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(level)])
-            out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
-        return np.stack(out)
-
-    def downscale(frames):
-        s = frames.shape[1]
-        small = max(4, int(round(s * level)))
-        return np.stack([cv2.resize(cv2.resize(f, (small, small), interpolation=cv2.INTER_AREA), (s, s),
-                                    interpolation=cv2.INTER_LINEAR) for f in frames])
-
-    def blur(frames):
-        return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=float(level)) for f in frames])
-
-    def noise(frames):
-        rng = np.random.default_rng(0)
-        return np.clip(frames + rng.normal(0, level, frames.shape), 0, 255).round().astype(np.uint8)
-
-    def h264(frames):
-        import tempfile
-
-        from forge.data.media import read_frames, write_video
-
-        with tempfile.TemporaryDirectory() as d:
-            p = write_video(Path(d) / "x.mp4", frames, 25.0, crf=int(level))
-            back = read_frames(p)
-        return back[:, :frames.shape[1], :frames.shape[2]]
-
-    return {"jpeg_quality": jpeg, "downscale": downscale, "blur_sigma": blur, "noise_sigma": noise,
-            "h264_crf": h264}[kind]
+    m = train(bench.corpus, run, cfg, progress=False)
+    info = {"run": str(run.relative_to(REPO_ROOT)), "filters": filters, "val_video_auc": m["val"]["video"]["auc"],
+            "n_train_items": m["n_train_items"], "seconds_this_call": round(time.perf_counter() - t0, 1)}
+    return load_run(run), info
 
 
 # ---------------------------------------------------------------- studies
-def study_cross_generator(corpus, df, det, comp, log):
-    from core.common import FaceforgeError
+def study_detector(bench: Bench, det: str, studies: list[str], log) -> dict:
+    r: dict = {"runs": {}}
+    trained: dict = {}
 
-    groups = fake_groups(df)
-    matrix = {}
-    for g, filt in groups.items():
-        try:
-            lr, _, _ = train_run(corpus, f"gen_{g.replace('/', '_')}_{comp}", det, filt + [f"compression={comp}"])
-        except FaceforgeError as e:  # e.g. a generator/mode rendered for the test split only
-            log(f"  cross-generator {det} train {g}: skipped ({e})")
-            continue
-        matrix[g] = {h: video_auc(lr, corpus, hf + [f"compression={comp}"]) for h, hf in groups.items()}
-        log(f"  cross-generator {det} train {g}: " + ", ".join(f"{h} {c['auc']}" for h, c in matrix[g].items()))
-    return matrix
+    def run(name, filters, **kw):
+        if name not in trained:
+            trained[name], r["runs"][name] = train_run(bench, name, det, filters, **kw)
+            log(f"  {det} {name}: trained ({r['runs'][name]})")
+        return trained[name]
+
+    if "cross_generator" in studies:
+        r["cross_generator"] = {}
+        for fam, filt in [("all", []), *FAMILIES.items()]:
+            lr = run(f"{fam}_{IN_DIST}", filt + [f"compression={IN_DIST}"])
+            row = bench.score(lr, IN_DIST)
+            ext = bench.score_external(lr, f"{det}_{fam}")
+            if ext:
+                row["external"], row["external_family_avg"] = ext["all"], ext["family_average"]
+                r.setdefault("external_by_generator", {})[fam] = ext["by_generator"]
+            r["cross_generator"][fam] = row
+            log(f"  cross-generator {det} train {fam}: " + ", ".join(f"{k} {v['auc']:.3f}" for k, v in row.items()))
+    if "cross_compression" in studies:
+        r["cross_compression"] = {}
+        for comp in ("c23", "raw"):
+            lr = run(f"all_{comp}", [f"compression={comp}"])
+            r["cross_compression"][comp] = {t: bench.score(lr, t)["all"] for t in COMPRESSIONS}
+            log(f"  cross-compression {det} train {comp}: "
+                + ", ".join(f"{t} {c['auc']:.3f}" for t, c in r["cross_compression"][comp].items()))
+    if "robustness" in studies:
+        from benchmarks.perturb import perturb
+
+        lr = run(f"all_{IN_DIST}", [f"compression={IN_DIST}"])
+        r["robustness"] = {"base_compression": "raw", "curves": {
+            kind: [{"level": lv, **bench.score(lr, "raw", perturb(kind, lv))["all"]} for lv in levels]
+            for kind, levels in ROBUSTNESS.items()}}
+        log(f"  robustness {det}: done")
+    return r
 
 
-def study_cross_compression(corpus, df, det, log):
-    present = [c for c in COMPRESSIONS if c in set(df["compression"].astype(str))]
-    matrix = {}
-    for c in [c for c in ("raw", "c23") if c in present]:
-        lr, _, _ = train_run(corpus, f"comp_{c}", det, [f"compression={c}"])
-        matrix[c] = {t: video_auc(lr, corpus, [f"compression={t}"]) for t in present}
-        log(f"  cross-compression {det} train {c}: " + ", ".join(f"{t} {v['auc']}" for t, v in matrix[c].items()))
-    return matrix
+def ablations(bench: Bench, given: dict[str, str], log) -> dict:
+    """A blend-head CNN on our fakes (no self-blended data), and the given runs, on the same cells."""
+    from detect.score import load_run
 
-
-def study_robustness(corpus, df, det, comp, log):
-    lr, _, _ = train_run(corpus, f"comp_{comp}", det, [f"compression={comp}"])
-    # perturb the least-compressed test copies
-    base = "raw" if "raw" in set(df["compression"].astype(str)) else comp
-    curves = {}
-    for kind, levels in ROBUSTNESS.items():
-        curves[kind] = [{"level": lv, **video_auc(lr, corpus, [f"compression={base}"], perturb(kind, lv))}
-                        for lv in levels]
-        log(f"  robustness {det} {kind}: " + ", ".join(f"{c['level']}:{c['auc']}" for c in curves[kind]))
-    return {"base_compression": base, "curves": curves}
-
-
-def study_watermark(corpus, df, det, comp, log):
-    if "watermarked" not in df.columns or df[df["label"] == "fake"]["watermarked"].nunique() < 2:
-        return {"skipped": "the corpus has no watermarked/un-watermarked twin fakes"}
     out = {}
-    for trained_on in ("false", "true"):
-        lr, _, _ = train_run(corpus, f"wm_{trained_on}_{comp}", det, [f"watermarked={trained_on}", f"compression={comp}"])
-        out[f"train_watermarked_{trained_on}"] = {
-            f"test_watermarked_{t}": video_auc(lr, corpus, [f"watermarked={t}", f"compression={comp}"])
-            for t in ("false", "true")}
-    for k, v in out.items():
-        log(f"  watermark {det} {k}: " + ", ".join(f"{t} {c['auc']}" for t, c in v.items()))
-    gaps = [abs((v["test_watermarked_true"]["auc"] or 0) - (v["test_watermarked_false"]["auc"] or 0)) for v in out.values()]
-    return {"matrix": out, "max_auc_gap": float(max(gaps)),
-            "verdict": "not detecting the watermark" if max(gaps) < 0.05 else "AUC depends on the watermark: inspect"}
+    lr, info = train_run(bench, f"all_{IN_DIST}", "blend_cnn", [f"compression={IN_DIST}"])
+    runs = {"blend_cnn, our fakes (no SBI)": (lr, info)}
+    for label, path in given.items():
+        try:
+            runs[label] = (load_run(path), {"run": path})
+        except FaceforgeError as e:
+            out[label] = {"skipped": str(e)}
+    for label, (lr, info) in runs.items():
+        row = {"detector": lr.cfg.detector, **info, "corpus_c23": bench.score(lr, "c23"),
+               "corpus_c40": bench.score(lr, "c40")["all"]}
+        ext = bench.score_external(lr, "abl_" + label.split(",")[0].replace(" ", "_"))
+        if ext:
+            row["external"], row["external_family_avg"] = ext["all"], ext["family_average"]
+            row["external_by_generator"] = ext["by_generator"]
+        out[label] = row
+        log(f"  ablation {label}: c23 {row['corpus_c23']['all']['auc']:.3f}"
+            + (f", external {row['external']['auc']:.3f}" if ext else ""))
+    return out
 
 
-def study_cost(corpus, det, comp) -> dict:
-    lr, m, secs = train_run(corpus, f"comp_{comp}", det, [f"compression={comp}"])
-    frames = np.random.default_rng(0).integers(0, 255, (INFER_FRAMES, m["crop_resolution"], m["crop_resolution"], 3),
-                                               dtype=np.uint8)
-    from detect.toy import template_landmarks
+def corpus_summary(bench: Bench) -> dict:
+    import json
 
-    lms = np.repeat(template_landmarks(m["crop_resolution"])[None], INFER_FRAMES, 0)
-    lr.detector.score_clip(frames[:8], lms[:8])                # warm-up
-    t0 = time.perf_counter()
-    lr.detector.score_clip(frames, lms)
-    fps = INFER_FRAMES / (time.perf_counter() - t0)
-    hist = (lr.path / "history.csv")
-    import pandas as pd
-
-    train_s = float(pd.read_csv(hist)["seconds"].sum()) if hist.is_file() else float("nan")
-    return {"params": m["params"], "train_seconds": train_s, "cpu_frames_per_s": fps,
-            "epochs_run": m["epochs_run"], "val_video_auc": m["val"]["video"]["auc"]}
+    card = json.loads((bench.corpus / "corpus.json").read_text()) if (bench.corpus / "corpus.json").is_file() else {}
+    test = bench.df[bench.df["split"] == "test"]
+    counts = test.groupby(["compression", "family"]).size().unstack(fill_value=0)
+    return {"complete": card.get("complete"), "jobs": card.get("jobs"),
+            "test_videos": {c: {k: int(v) for k, v in row.items()} for c, row in counts.iterrows()},
+            "test_identities": int(test["source_identity"].nunique())}
 
 
-def chance_baseline(corpus, df, comp) -> dict:
-    """Seeded random scores per test item: what an uninformative detector gets."""
-    from detect.data import apply_filters, split_rows
-    from detect.metrics import auc
-
-    rows = apply_filters(split_rows(df, "test"), [f"compression={comp}"], keep_real=True)
-    y = (rows["label"] == "fake").astype(int).to_numpy()
-    s = np.random.default_rng(0).random(len(y))
-    return {"auc": auc(y, s), "n": int(len(y))}
-
-
-# ---------------------------------------------------------------- plots
-def _heatmap(ax, mat: dict, title: str) -> None:
-    rows, cols = list(mat), list(next(iter(mat.values())))
-    vals = np.array([[np.nan if mat[r][c]["auc"] is None else mat[r][c]["auc"] for c in cols] for r in rows])
-    ax.imshow(vals, vmin=0.5, vmax=1.0, cmap="viridis")
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=7)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            ax.text(j, i, "-" if np.isnan(vals[i, j]) else f"{vals[i, j]:.2f}", ha="center", va="center",
-                    color="w", fontsize=7)
-    ax.set(title=title, xlabel="test", ylabel="train")
-
-
-def plot_matrices(results: dict, path: Path) -> None:
-    """One row per detector: cross-generator and cross-compression video-AUC heatmaps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    studies = ("cross_generator", "cross_compression")
-    dets = [d for d, r in results["detectors"].items() if any(r.get(s) for s in studies)]
-    if not dets:
-        return
-    fig, axes = plt.subplots(len(dets), 2, figsize=(10, 3.8 * len(dets)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.6, 1]})
-    for row, det in zip(axes, dets):
-        for ax, study in zip(row, studies):
-            mat = results["detectors"][det].get(study)
-            if mat:
-                _heatmap(ax, mat, f"{det}: {study.replace('_', '-')} (video AUC)")
-            else:
-                ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_robustness(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = list(ROBUSTNESS)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
-        for det, r in results["detectors"].items():
-            pts = r.get("robustness", {}).get("curves", {}).get(kind, [])
-            xs = [str(p["level"]) for p in pts]
-            ys = [np.nan if p["auc"] is None else p["auc"] for p in pts]
-            ax.plot(xs, ys, "o-", label=det)
-        ax.axhline(0.5, ls=":", color="grey")
-        ax.set(title=kind, ylim=(0.3, 1.02), xlabel="level", ylabel="video AUC")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------- main
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "sample_corpus"))
-    ap.add_argument("--detectors", default="frequency,temporal,temporal_texture,dct_cnn")
-    ap.add_argument("--studies", default="cost,cross_generator,cross_compression,robustness,watermark")
+    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--external", default=str(EXTERNAL), help="labelled folder ('' to skip)")
+    ap.add_argument("--detectors", default="frequency,temporal,dct_cnn")
+    ap.add_argument("--studies", default="cross_generator,cross_compression,robustness,ablations")
+    ap.add_argument("--runs", default="", help="ablation runs: 'label=RUN,label=RUN'")
     ap.add_argument("--name", default="detect_studies", help="results file stem")
-    ap.add_argument("--plot-only", action="store_true", help="redraw the PNGs from an existing results JSON")
+    ap.add_argument("--plot-only", action="store_true", help="redraw PNGs and tables from the results JSON")
     args = ap.parse_args(argv)
+    from benchmarks.detect_studies_report import write_report
+
     if args.plot_only:
         import json
 
         results = json.loads((RESULTS / f"{args.name}.json").read_text())
-        plot_matrices(results, RESULTS / f"{args.name}_matrices.png")
-        plot_robustness(results, RESULTS / f"{args.name}_robustness.png")
+        write_report(results, RESULTS, args.name)
         return results
-
-    from detect.data import load_manifest
-
-    corpus, source = Path(args.corpus), "corpus"
-    if not (corpus / "manifest.parquet").is_file():
-        from detect.toy import ToyCorpusConfig, build_toy_corpus
-
-        corpus, source = TOY, f"toy corpus (detect.toy; {args.corpus} did not exist)"
-        if not (TOY / "manifest.parquet").is_file():
-            build_toy_corpus(TOY, ToyCorpusConfig(size=48, n_frames=16, generators=("fewshot", "warp"),
-                                                  compressions=COMPRESSIONS, watermark_twins=True))
-    df = load_manifest(corpus)
-    comp = in_dist_compression(df)
-    studies = args.studies.split(",")
     t_start = time.perf_counter()
 
     def log(msg):
         print(f"[{time.perf_counter() - t_start:6.0f}s] {msg}", flush=True)
 
-    results = {"corpus": str(corpus), "source": source, "n_items": int(len(df)),
-               "in_distribution_compression": comp, "train_config": BENCH_TRAIN,
-               "baseline_chance": chance_baseline(corpus, df, comp), "detectors": {}}
-    for det in args.detectors.split(","):
-        r: dict = {}
-        log(f"{det}")
-        if "cost" in studies:
-            r["cost"] = study_cost(corpus, det, comp)
-            lr, _, _ = train_run(corpus, f"comp_{comp}", det, [f"compression={comp}"])
-            r["in_distribution"] = video_auc(lr, corpus, [f"compression={comp}"])
-            log(f"  cost {r['cost']}  in-distribution {r['in_distribution']}")
-        if "cross_generator" in studies:
-            r["cross_generator"] = study_cross_generator(corpus, df, det, comp, log)
-        if "cross_compression" in studies:
-            r["cross_compression"] = study_cross_compression(corpus, df, det, log)
-        if "robustness" in studies:
-            r["robustness"] = study_robustness(corpus, df, det, comp, log)
-        if "watermark" in studies:
-            r["watermark"] = study_watermark(corpus, df, det, comp, log)
-        results["detectors"][det] = r
-        write_json_atomic(RESULTS / f"{args.name}.json", results)  # partial results survive an interruption
-    results["seconds"] = time.perf_counter() - t_start
-    write_json_atomic(RESULTS / f"{args.name}.json", results)
-    plot_matrices(results, RESULTS / f"{args.name}_matrices.png")
-    plot_robustness(results, RESULTS / f"{args.name}_robustness.png")
-    log(f"wrote {RESULTS / (args.name + '.json')}")
+    corpus = Path(args.corpus)
+    if not (corpus / "manifest.parquet").is_file():
+        raise FaceforgeError(f"no benchmark corpus at {corpus}: build it with faceforge forge corpus "
+                             f"--spec forge/corpus/bench128.yaml --out {corpus}")
+    external = Path(args.external) if args.external and (Path(args.external) / "MANIFEST.csv").is_file() else None
+    bench = Bench(corpus, external, log)
+    studies = args.studies.split(",")
+    results = {"corpus": str(corpus), "external": str(external) if external else None, "min_cell": MIN_CELL,
+               "n_boot": N_BOOT, "train_config": BENCH_TRAIN, "corpus_summary": corpus_summary(bench),
+               "baseline_chance": bench.chance(), "detectors": {}}
+    out = RESULTS / f"{args.name}.json"
+    for det in [d for d in args.detectors.split(",") if d]:
+        log(det)
+        results["detectors"][det] = study_detector(bench, det, studies, log)
+        write_json_atomic(out, results)  # partial results survive an interruption
+    if "ablations" in studies:
+        given = dict(x.split("=", 1) for x in args.runs.split(",") if "=" in x)
+        results["ablations"] = ablations(bench, given, log)
+    results["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json_atomic(out, results)
+    write_report(results, RESULTS, args.name)
+    log(f"wrote {out}")
     return results
 
 

@@ -1,0 +1,33 @@
+"""benchmarks/detect_studies: cells, family cells and the report's marking of small cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def test_cells_mark_small_counts_and_families():
+    from benchmarks.detect_studies import MIN_CELL, family_cells, family_of
+
+    df = pd.DataFrame({"generator": ["real", "fewshot", "fewshot", "warp"], "mode": [None, "ff", "ft", None]})
+    assert family_of(df).tolist() == ["real", "FF", "FT", "warp"]
+    n = MIN_CELL
+    videos = pd.DataFrame({"label": [0] * n + [1] * n + [1] * 3, "score": np.r_[np.zeros(n), np.ones(n), [0.0] * 3],
+                           "family": ["real"] * n + ["FF"] * n + ["warp"] * 3,
+                           "source_identity": [f"p{i % 7}" for i in range(2 * n + 3)]})
+    cells = family_cells(videos)
+    assert cells["FF"]["auc"] == 1.0 and not cells["FF"]["small"] and cells["FF"]["n"] == 2 * n
+    assert cells["warp"]["auc"] == pytest.approx(0.5) and cells["warp"]["small"] and cells["warp"]["n_fake"] == 3
+    assert cells["all"]["n"] == 2 * n + 3 and "FT" not in cells
+
+
+def test_markdown_marks_small_cells():
+    from benchmarks.detect_studies_report import fmt, markdown
+
+    big = {"auc": 0.9, "auc_ci95": [0.8, 0.95], "n": 120, "small": False}
+    small = {"auc": 0.7, "auc_ci95": [0.5, 0.9], "n": 29, "small": True}
+    assert fmt(big) == "0.900 [0.80, 0.95] n=120" and fmt(small).endswith("n=29*") and fmt(None) == "–"
+    text = markdown({"min_cell": 50, "corpus_summary": {}, "detectors": {
+        "frequency": {"cross_generator": {"all": {"all": big, "external": small}}}}})
+    assert "| all | 0.900 [0.80, 0.95] n=120 | 0.700 [0.50, 0.90] n=29* |" in text
