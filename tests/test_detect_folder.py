@@ -181,6 +181,8 @@ def test_cli_eval_on_a_folder(tmp_path, labelled, capsys):
     assert (run / "eval" / "folder_ext" / "metrics.json").is_file()
     assert main(["detect", "eval", "--model", str(run), "--folder", str(tmp_path)]) == 2
     assert "faceforge: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                                      # --corpus or --folder, not both
+        main(["detect", "eval", "--model", str(run), "--corpus", str(corpus), "--folder", str(labelled)])
 
 
 def test_runs_share_one_face_extraction(tmp_path, labelled):

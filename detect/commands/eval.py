@@ -9,6 +9,7 @@ EER, AP, per compression; RUN/eval/folder_<name>/{metrics.json, scores_videos.cs
 Examples:
   faceforge detect eval --model out/det/effb0 --corpus out/sample_corpus --filter generator=warp
   faceforge detect eval --model out/det/effb0 --folder ../shared/data/external
+  faceforge detect eval --folder ../shared/data/external          # the shipped default detector
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="detector run folder")
+    parser.add_argument("--model", help="detector run folder (default: the shipped default detector)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--corpus", help="corpus folder (holds manifest.parquet)")
     where.add_argument("--folder", help="labelled folder holding MANIFEST.csv (file,label,generator), read in place")
