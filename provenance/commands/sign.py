@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix=".ff-sign-", dir=out.parent if out.parent.exists() else None) as tmp:
         to_sign = src
         if args.watermark:
-            payload = payload if payload is not None else new_payload()
+            payload = payload if payload is not None else new_payload(args.store)  # short id new to the store
             to_sign = Path(tmp) / f"marked{out.suffix or src.suffix}"
             marked = watermark_file(src, to_sign, payload, crf=args.crf)
             result["watermark"] = {k: v for k, v in marked.items() if k != "path"}

@@ -13,6 +13,7 @@ from .pattern import as_frames, luma, pattern
 from .search import Read, anchored, cropped, searched
 
 N_FAMILIES = 3  # A: common scales, tile phase 0; C: common scales, any phase; B: full search (Bonferroni)
+N_MATCH_FAMILIES = 2  # with store candidates: M1, the file as embedded (scale 1, phase 0); M, every geometry
 
 
 def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
@@ -24,9 +25,10 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     B, the full scale x phase search. Later families are skipped once an earlier one is conclusive.
     Every read tries both payload lengths (64-bit payload, 32-bit short store index); the result's
     ``payload_bits`` says which one was found. ``candidates`` (the payloads a provenance store knows,
-    any number) adds family M, tried only when blind decoding is not conclusive: is one of *those*
-    payloads (or their short ids) present (see :func:`.match.matched`)? ``extras['method']`` says
-    which way the payload was found.
+    any number) adds two families, tried only when blind decoding is not conclusive: is one of *those*
+    payloads (or their short ids) present (see :func:`.match.matched`), M1 in the file as embedded
+    (scale 1, tile phase 0: a re-encoded copy, one geometry) and M at every geometry the sync maps
+    suggest? Bonferroni over 5 families then. ``extras['method']`` says which way the payload was found.
     """
     cfg = cfg or WatermarkConfig()
     arr, _ = as_frames(frames)
@@ -36,7 +38,7 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     cand = None
     if candidates is not None:
         cand = np.unique(np.asarray([int(c) for c in candidates], dtype=np.uint64))
-    n_families = N_FAMILIES + (cand is not None)
+    n_families = N_FAMILIES + N_MATCH_FAMILIES * (cand is not None)
 
     def conclusive(p: float, r: Read) -> bool:                  # a CRC-passing payload below alpha
         return r.payload is not None and n_families * p < cfg.alpha
@@ -58,11 +60,16 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     extras = {}
     if cand is not None and len(cand) and not conclusive(p_r, r):
         geoms = geometries(y, maps, reads, cfg, pat)
-        p_m, r_m, m = matched(geoms, cand, cfg, pat)
-        tests += m
         extras.update(match_candidates=int(len(cand)), match_geometries=len(geoms))
-        if r_m is not None and conclusive(p_m, r_m):
-            p_r, r, method = p_m, r_m, "matched"
+        as_embedded = [g for g in geoms if g[0] == 1.0 and g[1] == (0.0, 0.0)]
+        for subset in (as_embedded, geoms):                     # M1: as embedded (a re-encode); M: all
+            if not subset:
+                continue
+            p_m, r_m, m = matched(subset, cand, cfg, pat)
+            tests += m
+            if r_m is not None and conclusive(p_m, r_m):
+                p_r, r, method = p_m, r_m, "matched"
+                break
     p = min(1.0, n_families * p_r)
     detected = conclusive(p_r, r)
     raw = r.raw or {}

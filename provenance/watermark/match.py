@@ -8,7 +8,8 @@ sqrt(n_code / 2)``, ``p = min(1, G (N_long + N_short) Q(z))``. This uses the pay
 as one statistic (about 1.7x the sync z), so a crop or a codec that leaves the sync word but flips
 15-25 % of the code bits is still recognised; a payload not in the store is never invented, and a
 match is refused unless its closest rivals are ruled out on the dimensions where their code words
-differ (sequential ids share ~85 % of them; see :func:`beats_rivals`).
+differ (sequential ids share ~85 % of them; see :func:`beats_rivals`). The decoder first tests the one
+geometry of a re-encoded copy (scale 1, tile phase 0: G = 1), then all of them (two families).
 """
 
 from __future__ import annotations
