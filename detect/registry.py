@@ -13,7 +13,7 @@ from core.common import FaceforgeError
 _REGISTRY: dict[str, type] = {}
 # modules whose import registers the built-in detectors
 _BUILTIN_MODULES = ("detect.detectors.cnn", "detect.detectors.frequency", "detect.detectors.temporal",
-                    "detect.detectors.blend", "detect.detectors.blendstats")
+                    "detect.detectors.blend", "detect.detectors.blendstats", "detect.detectors.ensemble")
 _loaded = False
 
 

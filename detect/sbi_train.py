@@ -50,6 +50,8 @@ class SBITrainConfig:
     compress_p: float = 0.5          # P(JPEG quality 50-95 on a training pair, both frames alike)
     eval_every: int = 250
     feature_pairs: int = 4000        # feature detectors: real frames (+ as many SBI twins) fitted once
+    corpus: str | None = None        # a benchmark corpus: its items of train people join the training set
+    corpus_frames: int = 4           # frames per corpus item (evenly spaced)
     val_frames: int = 12             # frames per val video (evenly spaced)
     test_people: tuple[str, ...] = TEST_PEOPLE
     val_people: tuple[str, ...] = VAL_PEOPLE
@@ -240,13 +242,31 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
     val_videos = validation_set(va, cfg)
     det = get_detector_class(cfg.detector)(detect_config(cfg))
     if isinstance(det, FeatureDetector):
-        state = _fit_features(det, tr, val_videos, cfg, out)
+        state = _fit_features(det, tr, val_videos, cfg, out, train_people)
     else:
         state = _train_torch(det, tr, val_videos, cfg, out, progress)
     return _finish(out, det, cfg, val_videos, state, len(tr.names), len(va.names))
 
 
-def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path) -> dict:
+def corpus_items(corpus: Path, people: set[str], n_frames: int) -> list:
+    """Items of a benchmark corpus made only from ``people`` (source and driver), ``n_frames`` frames each."""
+    from detect.data import load_items, load_manifest
+    from detect.detectors.base import even_indices
+
+    df = load_manifest(corpus)
+    drv = df["driver_identity"].astype(str) if "driver_identity" in df else df["source_identity"].astype(str)
+    keep = df["source_identity"].astype(str).isin(people) & (drv.isin(people) | drv.isin(("None", "nan", "")))
+    rep = load_items(corpus, df[keep], None, "corpus", progress=False)
+    for it in rep.items:
+        idx = even_indices(len(it.frames), n_frames)
+        it.frames = it.frames[idx]
+        it.landmarks = None if it.landmarks is None else it.landmarks[idx]
+    log.info("corpus %s: %d items of train people (%d fake)", corpus, len(rep.items),
+             sum(it.label for it in rep.items))
+    return rep.items
+
+
+def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, tr_people=()) -> dict:
     """A feature + scikit-learn detector: one fit on ``feature_pairs`` real frames and their SBI twins."""
     from detect.data import Item
 
@@ -254,6 +274,8 @@ def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path) -
     rng = np.random.default_rng([cfg.seed, 2])
     images, labels, _, lms = training_pairs(tr, cfg.feature_pairs, rng, cfg, with_landmarks=True)
     items = [Item("sbi_train", int(y), im[None], lm[None]) for im, y, lm in zip(images, labels, lms)]
+    if cfg.corpus:
+        items += corpus_items(Path(cfg.corpus), set(tr_people), cfg.corpus_frames)
     val_items = [Item(name, label, frames, lm) for name, label, frames, lm in val_videos]
     rows: list[dict] = []
     det.fit(items, val_items, out, on_epoch=rows.append)

@@ -8,6 +8,8 @@ predicted at 1/8 resolution) is an auxiliary target that makes it look at the ri
   faster than EfficientNet-B0 on 2 CPU cores) from scratch, or from ``--weights``.
 - ``blend_identity``: the face-pretrained identity network (package ``faces``) as the backbone, frozen
   (``extra.freeze: true``: only the heads learn) or fine-tuned.
+- ``identity_features``: the frozen identity network's pooled activations (mean and std per channel of
+  three stages) -> logistic regression: the cheap "frozen features + head" variant.
 
 ``net(x)`` returns the fake logit ``(B, 1)`` like every other frame CNN, so the corpus training loop
 of :mod:`detect.detectors.cnn` trains them too; ``net.with_mask(x)`` adds the mask logits.
@@ -15,6 +17,9 @@ of :mod:`detect.detectors.cnn` trains them too; ``net.with_mask(x)`` adds the ma
 
 from __future__ import annotations
 
+import numpy as np
+
+from detect.detectors.base import FeatureDetector
 from detect.detectors.cnn import TorchFrameDetector
 from detect.registry import register
 
@@ -24,6 +29,8 @@ HEAD_DROPOUT = 0.2
 IDENTITY_CHIP = 150          # the identity network's input side (dlib's chip)
 IDENTITY_MASK_STAGE = "stage2"   # 17 px at 150: about 1/8 of the input, like MASK_STRIDE
 IDENTITY_CLS_STAGE = "stage5"    # the last stage (what the descriptor pools)
+IDENTITY_FEATURE_STAGES = ("stage2", "stage3", "stage4")   # pooled for the frozen-feature detector
+FEATURE_BATCH = 32
 
 
 def _heads(cls_ch: int, mask_ch: int):
@@ -110,3 +117,32 @@ class BlendIdentity(TorchFrameDetector):
 
     def build(self):
         return build_identity_blendnet(bool(self.cfg.extra.get("freeze", False)))
+
+
+@register("identity_features")
+class IdentityFeatures(FeatureDetector):
+    """Frozen face-pretrained identity network (faces/): pooled mid/late activations -> logistic regression."""
+
+    def features(self, frames, landmarks=None):
+        import torch
+        import torch.nn.functional as F
+
+        from faces import IdentityNet
+
+        net = IdentityNet.load()                                   # shared, frozen, eval mode
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()   # (N, 3, S, S) 0..255
+        x = F.interpolate(x, size=(IDENTITY_CHIP, IDENTITY_CHIP), mode="bilinear", align_corners=False)
+        rows = []
+        with torch.no_grad():
+            for start in range(0, len(x), FEATURE_BATCH):
+                maps = net.features(x[start:start + FEATURE_BATCH])
+                pooled = [torch.cat([maps[s].mean((2, 3)), maps[s].std((2, 3))], 1) for s in IDENTITY_FEATURE_STAGES]
+                rows.append(torch.cat(pooled, 1).numpy())          # (B, 2 * (64 + 128 + 256))
+        return np.concatenate(rows).astype(np.float64), np.eye(len(frames), dtype=bool)
+
+    def make_classifier(self, n_rows):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(C=float(self.cfg.extra.get("C", 0.1)), max_iter=2000))

@@ -1,0 +1,136 @@
+"""Model selection for the shipped default detector, on validation people only (never the external
+folder): every candidate detector trained by ``faceforge detect train-sbi``, and their stacked ensemble.
+
+    .venv/bin/python -m benchmarks.detect_sbi_val --run NAME=RUN [--run ...] [--corpus out/bench128]
+
+Two validation sets, both from the 8 validation people of :mod:`detect.sbi_train` (identity-disjoint
+from the training and test people):
+- ``sbi``: ``--frames`` real frames per val video against the same frames self-blended (2 draws);
+- ``own_generator``: when a benchmark corpus is given, its items whose source person is a val person
+  (our Talker and warp fakes, every compression) against its real items of val people.
+The ensemble (logistic stacking of member frame logits) is cross-fitted: the stacker is fitted on
+half of the val people and scored on the other half, and vice versa. Baseline in the same run: each
+member alone. Writes ``benchmarks/results/detect_sbi_val.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from core.common import REPO_ROOT, write_json_atomic
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+CACHE = REPO_ROOT / "out" / "cache128_all"
+
+
+def sbi_items(frames_per_video: int, draws: int = 2):
+    """Real val frames and their SBI twins as detect Items (meta: person)."""
+    from detect.data import Item
+    from detect.detectors.base import even_indices
+    from detect.sbi import self_blend_batch
+    from detect.sbi_train import VAL_PEOPLE, load_people
+    from forge.data.cache import PreparedCache
+
+    people = load_people(PreparedCache(CACHE), list(VAL_PEOPLE))
+    rng = np.random.default_rng(1234)
+    items = []
+    for name, frames, lm in zip(people.names, people.frames, people.landmarks):
+        idx = even_indices(len(frames), frames_per_video)
+        items.append(Item(f"{name}/real", 0, frames[idx], lm[idx], {"person": name}))
+        for d in range(draws):
+            fake, _ = self_blend_batch(frames[idx], lm[idx], rng)
+            items.append(Item(f"{name}/sbi{d}", 1, fake, lm[idx], {"person": name}))
+    return items
+
+
+def corpus_items(corpus: Path):
+    """Benchmark-corpus items of the val people (any split label of that corpus; all compressions)."""
+    from detect.data import load_items, load_manifest
+    from detect.sbi_train import VAL_PEOPLE
+
+    df = load_manifest(corpus)
+    rows = df[df["source_identity"].isin(VAL_PEOPLE)]
+    rep = load_items(corpus, rows, None, "val people", progress=False)
+    for it in rep.items:
+        it.meta["person"] = str(it.meta.get("source_identity"))
+    return rep.items
+
+
+def frame_scores(det, items) -> list[np.ndarray]:
+    return [det.score_clip(it.frames, it.landmarks) for it in items]
+
+
+def metrics_of(items, scores) -> dict:
+    from detect.metrics import auc
+
+    y = [it.label for it in items]
+    fy = np.concatenate([np.full(len(s), it.label) for it, s in zip(items, scores)])
+    return {"video_auc": auc(y, [float(np.mean(s)) for s in scores]), "frame_auc": auc(fy, np.concatenate(scores)),
+            "n_fake": int(sum(y)), "n_real": int(len(y) - sum(y))}
+
+
+def cross_fitted_stack(items, member_scores: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
+    """Ensemble frame scores, the stacker fitted on the other half of the people each time."""
+    from sklearn.linear_model import LogisticRegression
+
+    from detect.calibrate import logit
+
+    people = sorted({it.meta["person"] for it in items})
+    half = set(people[::2])
+    fold = np.array([it.meta["person"] in half for it in items])
+    names = list(member_scores)
+    z = [np.stack([logit(member_scores[n][i]) for n in names], 1) for i in range(len(items))]   # (N_i, M)
+    out: list[np.ndarray | None] = [None] * len(items)
+    for test_fold in (True, False):
+        tr = [i for i in range(len(items)) if fold[i] != test_fold]
+        x = np.concatenate([z[i] for i in tr])
+        y = np.concatenate([np.full(len(z[i]), items[i].label) for i in tr])
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+        for i in range(len(items)):
+            if fold[i] == test_fold:
+                out[i] = lr.predict_proba(z[i])[:, 1]
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=RUN")
+    ap.add_argument("--corpus", help="benchmark corpus for the own-generator val set")
+    ap.add_argument("--frames", type=int, default=24, help="frames per val video (sbi set)")
+    ap.add_argument("--ensemble", action="append", default=[], metavar="A+B",
+                    help="member names to stack, e.g. cnn+stats; repeatable")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from detect.score import load_run
+
+    torch.set_num_threads(1)
+    sets = {"sbi": sbi_items(args.frames)}
+    if args.corpus and Path(args.corpus, "manifest.parquet").is_file():
+        sets["own_generator"] = corpus_items(Path(args.corpus))
+    runs = dict(r.split("=", 1) for r in args.run)
+    scores: dict[str, dict[str, list]] = {k: {} for k in sets}
+    out = {"val_people": sorted({it.meta["person"] for it in sets["sbi"]}), "sets": {}, "runs": runs}
+    for name, path in runs.items():
+        lr = load_run(path)
+        for k, items in sets.items():
+            scores[k][name] = frame_scores(lr.detector, items)
+    for k, items in sets.items():
+        res = {name: metrics_of(items, s) for name, s in scores[k].items()}
+        for combo in args.ensemble:
+            members = combo.split("+")
+            res[f"ensemble({combo})"] = metrics_of(items, cross_fitted_stack(items, {m: scores[k][m] for m in members}))
+        out["sets"][k] = res
+        for name, m in res.items():
+            print(f"{k:<14} {name:<28} video AUC {m['video_auc']:.3f}  frame AUC {m['frame_auc']:.3f}  "
+                  f"({m['n_fake']} fake / {m['n_real']} real videos)")
+    write_json_atomic(RESULTS / "detect_sbi_val.json", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
