@@ -2,9 +2,10 @@
 
 A render is found again by its watermark payload (survives re-encoding and screenshots) — the full
 64-bit payload, or on small images the 32-bit short store index the watermark carries instead (its low
-32 bits, column ``short_id``) — by the SHA-256 of the signed file (exact copies), or, as a hint only, by a perceptual hash of its first
-frame. Safe for several processes (WAL journal, busy timeout); re-recording the same signed file
-(same sha256 + path) replaces its row, so an interrupted corpus render can simply run again.
+32 bits, column ``short_id``) — by the SHA-256 of the signed file (exact copies), or, as a hint only,
+by a perceptual hash of its first frame. Safe for several processes (WAL journal, busy timeout);
+re-recording the same signed file (same sha256 + path) replaces its row, so an interrupted corpus
+render can simply run again.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class Store:
                manifest: dict | None = None, generation: dict | None = None,
                actions: list[str] | tuple[str, ...] = (), ingredients: list[str] | tuple[str, ...] = ()) -> int:
         """Insert (or replace) one render; returns its row id."""
-        row = (payload_hex(payload), None if payload is None else short_id(payload), sha256, phash, str(path), mime, manifest_label,
+        row = (payload_hex(payload), None if payload is None else short_id(payload), sha256, phash, str(path),
+               mime, manifest_label,
                json.dumps(manifest, default=str) if manifest is not None else None,
                json.dumps(generation, default=str) if generation is not None else None,
                json.dumps(list(actions)), json.dumps([str(i) for i in ingredients]), time.time())

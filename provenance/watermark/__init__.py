@@ -8,7 +8,8 @@ image (:func:`code_for`): 64 bits + CRC-16 through a rate-1/2 K=7 convolutional 
 on images of 224 px and more, and below that the *short* payload — a 32-bit store index (the low 32
 bits of the render's payload, :func:`short_id`) + CRC-16 through the rate-1/3 K=7 code (162 code bits)
 — so a 128 px face spends 1.7x the energy per information bit that the long code would, with a
-stronger code (:mod:`provenance.ecc`). The store maps a short id back to its render's record. The embedding is host-aware within a PSNR budget (:mod:`.embedding`).
+stronger code (:mod:`provenance.ecc`). The store maps a short id back to its render's record. The
+embedding is host-aware within a PSNR budget (:mod:`.embedding`).
 
 Decoding (:mod:`.search`, :mod:`.decoder`) finds the tile's scale and phase from the sync word, reads
 both payload lengths, and reports a payload only when its CRC passes and the p-value (Bonferroni over

@@ -48,7 +48,7 @@ class WatermarkConfig:
     alpha: float = 1e-6                   # detection threshold on the p-value
     match_ratio: float = 0.5              # store match: share of the sync-predicted code signal required
     match_chunk: int = 65536              # store match: candidates scored per block (memory bound)
-    match_margin: float = 3.5             # store match: z by which each close rival is ruled out (P <= Q(3.5) = 2e-4 each)
+    match_margin: float = 3.5             # store match: z by which each close rival is ruled out (Q(3.5) = 2e-4)
 
 
 def code_for(height: int, width: int, cfg: WatermarkConfig) -> ecc.Code:

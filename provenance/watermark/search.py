@@ -12,11 +12,11 @@ one (scale, shift) is a sum of independent terms of variance 1/2: ``z = S / sqrt
 random word passes the CRC of one length with probability 2**-16, independently of the sync
 dimensions; trying both lengths doubles that (``L = 2``). A read whose decoded code word correlates
 strongly with the code dimensions is stronger evidence than the CRC alone: over all 2^K CRC-valid
-words the chance is at most ``2^K exp(-z_code^2 / 2)`` (:func:`code_tail`, t below: the smaller). Three families of hypotheses are tested: A,
-the original tile phase at six common scales (re-encoded or resized but not cropped files),
-``p_A = 6 min Q(z) L t`` over candidates whose CRC passes (t = code_tail); C, the same six scales at every tile
-phase (cropped files, M = 6 P*P); B, the full search over ~130 coarse + refined scales and all P*P
-shifts. For C and B, ``p = min(1, M Q(z)) k L t`` (M pairs tested, k = 30 candidates read: the 3
+words the chance is at most ``2^K exp(-z_code^2 / 2)`` (:func:`code_tail`, t below: the smaller).
+Three families of hypotheses are tested: A, the original tile phase at six common scales (re-encoded
+or resized but not cropped files), ``p_A = 6 min Q(z) L t`` over candidates whose CRC passes; C, the
+same six scales at every tile phase (cropped files, M = 6 P*P); B, the full search over ~130 coarse +
+refined scales and all P*P shifts. For C and B, ``p = min(1, M Q(z)) k L t`` (M pairs tested, k = 30 candidates read: the 3
 best peaks at their sub-pixel position and their 3 x 3 integer neighbourhoods). The reported read is
 the best CRC-passing one, ``p = 3 p_family`` (Bonferroni over families). A payload is reported only
 when the CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction,
