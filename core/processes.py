@@ -2,7 +2,8 @@
 with their parent, SIGTERM turned into an exception so that ``finally`` blocks run.
 
 - :func:`run_forwarding` runs a command (the dashboard's Streamlit server) and forwards SIGINT,
-  SIGTERM and SIGHUP to it, waits for it, and kills it if it outlives a grace period.
+  SIGTERM and SIGHUP to it, waits for it, and kills it if it outlives a grace period; on Linux the
+  child also gets SIGTERM when faceforge itself is killed (``kill -9``).
 - :func:`raise_on_terminate` (installed by the CLI) makes SIGTERM/SIGHUP raise :class:`Terminated`
   (a ``KeyboardInterrupt``): context managers and ``finally`` blocks stop their children.
 - :func:`worker_init` is the initializer of process pools (``forge prepare --workers``): a worker
@@ -54,6 +55,8 @@ def exit_code(returncode: int) -> int:
 def run_forwarding(cmd: Sequence[str], grace_s: float = GRACE_S, **popen_kw) -> int:
     """Run ``cmd``; forward SIGINT/SIGTERM/SIGHUP to it and wait for it to exit (killed after
     ``grace_s`` if it ignores them). Returns its exit code (128 + N when a signal N ended it)."""
+    if sys.platform.startswith("linux"):
+        popen_kw.setdefault("preexec_fn", die_with_parent)
     proc = subprocess.Popen(list(cmd), **popen_kw)
     deadline: list[float] = []
 
@@ -89,15 +92,19 @@ def stop(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
         proc.wait()
 
 
-def worker_init() -> None:
-    """Process-pool initializer: ignore SIGINT (the parent stops the pool) and die with the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies, even by ``kill -9`` (kept across exec)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def worker_init() -> None:
+    """Process-pool initializer: ignore SIGINT (the parent stops the pool) and die with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
 
 
 def stop_pool(pool) -> None:

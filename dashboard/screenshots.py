@@ -55,14 +55,15 @@ def running_app(corpus: Path, runs: Path | None = None, *, results: Path | None 
                 cache: Path | None = None, port: int | None = None, log_path: Path | None = None) -> Iterator[str]:
     """Serve the app (``faceforge dashboard``'s command) and yield its base URL once healthy."""
     from core.common import FaceforgeError
-    from core.processes import stop
+    from core.processes import die_with_parent, stop
     from dashboard.commands.serve import build_command
 
     port = port or free_port()
     args = argparse.Namespace(corpus=corpus, runs=runs, results=results, db=db, cache=cache, host="127.0.0.1",
                               port=port, max_upload_mb=50)
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(build_command(args), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(build_command(args), stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

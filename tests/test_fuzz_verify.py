@@ -99,6 +99,21 @@ def test_manifest_bytes_in_an_unparseable_file_read_tampered(signed, tmp_path):
     assert api.verify_file(path)["verdict"] == "tampered"
 
 
+def test_unknown_video_codec_is_an_error_not_a_crash(signed, tmp_path):
+    """Found by benchmarks/robustness_fuzz.py: a damaged sample description leaves PyAV no decoder
+    (codec_context None), which crashed the watermark path with an AttributeError."""
+    from forge.data import media
+
+    data = signed["files"]["mp4"].read_bytes()
+    at = data.index(b"avc1", data.index(b"stsd"))
+    path = tmp_path / "codec.mp4"
+    path.write_bytes(data[:at] + b"xxx1" + data[at + 4:])
+    with pytest.raises(FaceforgeError, match="unknown video codec"):
+        media.video_info(path)
+    res = api.verify_file(path, trust_anchors=signed["ca"])
+    assert res["verdict"] == "tampered" and "watermark not checked" in res["warnings"][0]
+
+
 def test_manifest_bytes_detection(signed, tmp_path):
     for ext, f in signed["files"].items():
         assert container.has_manifest_bytes(f)

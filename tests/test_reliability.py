@@ -172,7 +172,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_dashboard_launcher_leaves_no_process(fx, sig):
     import socket
 
@@ -182,8 +182,9 @@ def test_dashboard_launcher_leaves_no_process(fx, sig):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     launcher = subprocess.Popen([sys.executable, "-m", "forge.cli", "dashboard", "--corpus", str(fx / "corpus"),
                                  "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server: list[int] = []
     try:
-        deadline, server = time.monotonic() + 60, []
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not server:     # the server is running and listening
             server = _children(launcher.pid)
             time.sleep(0.2)
@@ -195,10 +196,13 @@ def test_dashboard_launcher_leaves_no_process(fx, sig):
             time.sleep(0.3)
         launcher.send_signal(sig)
         launcher.wait(timeout=30)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in server) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not any(_alive(p) for p in server), "streamlit outlived its launcher"
     finally:
         if launcher.poll() is None:
             launcher.kill()
-        for p in _children(launcher.pid) if launcher.poll() is None else []:
-            os.kill(p, signal.SIGKILL)
+        for p in server:                                       # never leave a server behind, even on failure
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)

@@ -53,6 +53,9 @@ def _open(path: Path):
     if not container.streams.video:
         container.close()
         raise FaceforgeError(f"cannot read video {path.name}: no video stream")
+    if container.streams.video[0].codec_context is None:   # a damaged sample description: no decoder
+        container.close()
+        raise FaceforgeError(f"cannot read video {path.name}: unknown video codec")
     return container
 
 
