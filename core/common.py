@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -114,13 +115,22 @@ def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-# Temp names: ``.<name>.<pid>-<random>.tmp[.<ext>]``; the pid tells a live writer's temp from a stale one.
+# Temp names: ``.<name>.h<host>p<pid>-<random>.tmp[.<ext>]``: on this host the pid tells a live writer's
+# temp from a stale one; another host's temps (shards on a shared file system) go only when old.
 _TEMP_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
-_TEMP_PID = re.compile(r"\.(\d+)-[^.]*\.tmp(\.[A-Za-z0-9]+)?$")
+_TEMP_WRITER = re.compile(r"\.h([0-9a-f]{6})p(\d+)-[^.]*\.tmp(\.[A-Za-z0-9]+)?$")
+FOREIGN_TEMP_AGE_S = 6 * 3600     # another host's temp older than this is stale
+
+
+@functools.cache
+def _host_tag() -> str:
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 
 
 def _temp_prefix(name: str) -> str:
-    return f".{name}.{os.getpid()}-"
+    return f".{name}.h{_host_tag()}p{os.getpid()}-"
 
 
 def is_temp_name(name: str) -> bool:
@@ -141,18 +151,24 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> int:
     """Delete the temp files that killed writers left in ``folder`` (atomic writes never rename them);
     call it when a resumable job starts. Temps of a writer that is still running (another shard or
-    torchrun rank on this machine, another thread of this process) are kept. Returns the number removed."""
+    torchrun rank on this machine, another thread of this process) are kept, and another host's temps
+    unless older than :data:`FOREIGN_TEMP_AGE_S`. Returns the number removed."""
+    import time
+
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    n = 0
+    n, host = 0, _host_tag()
     for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
         if not is_temp_name(p.name) or not p.is_file():
             continue
-        pid = _TEMP_PID.search(p.name)
-        if pid is not None and (int(pid.group(1)) == os.getpid() or _pid_alive(int(pid.group(1)))):
-            continue
+        writer = _TEMP_WRITER.search(p.name)
         with contextlib.suppress(FileNotFoundError):
+            if writer is not None and writer.group(1) != host:
+                if time.time() - p.stat().st_mtime < FOREIGN_TEMP_AGE_S:
+                    continue
+            elif writer is not None and (int(writer.group(2)) == os.getpid() or _pid_alive(int(writer.group(2)))):
+                continue
             p.unlink()
             n += 1
     if n:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.common import FaceforgeError, atomic_path, is_temp_name, remove_stale_temps, safe_join, scratch_path
+from core.common import (FaceforgeError, _host_tag, atomic_path, is_temp_name, remove_stale_temps, safe_join,
+                         scratch_path)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,21 +61,26 @@ def test_remove_stale_temps_keeps_live_writers(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "items" / "g1").mkdir(parents=True)
-    stale = [tmp_path / "items" / "g1" / f".landmarks.{dead.pid}-ab12cd.tmp.npy",
-             tmp_path / f".part.json.{dead.pid}-zz9.tmp", tmp_path / ".old_style.x1y2.tmp.mp4"]
-    live = [tmp_path / f".mine.{os.getpid()}-q1.tmp.mp4", tmp_path / f".init.1-q2.tmp"]   # pid 1 is alive
+    h = _host_tag()
+    other = "0123ab" if h != "0123ab" else "0123ac"
+    stale = [tmp_path / "items" / "g1" / f".landmarks.h{h}p{dead.pid}-ab12cd.tmp.npy",
+             tmp_path / f".part.json.h{h}p{dead.pid}-zz9.tmp", tmp_path / ".old_style.x1y2.tmp.mp4",
+             tmp_path / f".old.h{other}p{dead.pid}-q3.tmp"]                     # another host's, 7 h old
+    live = [tmp_path / f".mine.h{h}p{os.getpid()}-q1.tmp.mp4", tmp_path / f".init.h{h}p1-q2.tmp",  # pid 1 lives
+            tmp_path / f".new.h{other}p{dead.pid}-q4.tmp"]                     # another host's, fresh
     keep = [tmp_path / "landmarks.npy", tmp_path / ".spec.lock", tmp_path / "items" / "g1" / "raw.mp4"]
     for p in stale + live + keep:
         p.write_bytes(b"x")
+    os.utime(stale[-1], (time.time() - 7 * 3600,) * 2)
     assert all(is_temp_name(p.name) for p in stale + live) and not any(is_temp_name(p.name) for p in keep)
-    assert remove_stale_temps(tmp_path) == 2                 # top level only
+    assert remove_stale_temps(tmp_path) == 3                 # top level only
     assert remove_stale_temps(tmp_path, recursive=True) == 1
     assert not any(p.exists() for p in stale) and all(p.exists() for p in live + keep)
 
 
 def test_atomic_and_scratch_temps_are_recognised(tmp_path):
     with atomic_path(tmp_path / "a.npy") as tmp:
-        assert is_temp_name(tmp.name) and f".{os.getpid()}-" in tmp.name
+        assert is_temp_name(tmp.name) and f".h{_host_tag()}p{os.getpid()}-" in tmp.name
         np.save(tmp, np.zeros(2))
     with scratch_path(tmp_path / "raw.mp4") as s:
         assert is_temp_name(s.name) and s.suffix == ".mp4"
