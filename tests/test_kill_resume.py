@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.common import is_temp_name, save_config
+from core.common import _host_tag, is_temp_name, save_config
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -36,8 +36,8 @@ def _run(args: list[str]) -> None:
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def _kill_when(args: list[str], ready, timeout: float = 120) -> None:
-    """Start ``args``, SIGKILL it as soon as ``ready()`` holds (it must not finish first)."""
+def _kill_when(args: list[str], ready, timeout: float = 120) -> int:
+    """Start ``args``, SIGKILL it as soon as ``ready()`` holds (it must not finish first); its pid."""
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     try:
@@ -48,6 +48,15 @@ def _kill_when(args: list[str], ready, timeout: float = 120) -> None:
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+    return proc.pid
+
+
+def _plant_temp(path: Path, pid: int) -> Path:
+    """The temp an atomic write of ``path`` by the killed ``pid`` leaves when the kill lands mid-write."""
+    tmp = path.with_name(f".{path.stem}.h{_host_tag()}p{pid}-killed.tmp{path.suffix}")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(b"half a file")
+    return tmp
 
 
 def _temps(root: Path) -> list[Path]:
@@ -83,7 +92,8 @@ def caches(inputs, tmp_path_factory) -> tuple[Path, Path]:
     prepare([inputs], root / "ref", PrepareConfig(resolution=64), progress=False)
     args = ["forge", "prepare", str(inputs), "--resolution", "64", "--quiet"]
     killed = root / "killed"
-    _kill_when(_cli(*args, "--out", str(killed)), lambda: any((killed / "videos").glob("*.json")))
+    pid = _kill_when(_cli(*args, "--out", str(killed)), lambda: any((killed / "videos").glob("*.json")))
+    _plant_temp(killed / "videos" / "d18.parquet", pid)        # as if killed inside a write
     _run(_cli(*args, "--out", str(killed)))
     return root / "ref", killed
 
@@ -112,7 +122,8 @@ def test_train_resumes_bit_identical(caches, tmp_path):
     log = killed / "log.jsonl"
     args = _cli("forge", "train", "--config", "cpu64", "--data", str(cache), "--steps", str(TRAIN_STEPS),
                 "--device", "cpu", "--no-progress", "--out", str(killed), "--set", *TRAIN_SET)
-    _kill_when(args, lambda: log.exists() and log.read_text().count("\n") >= 3)   # past the step-2 checkpoint
+    pid = _kill_when(args, lambda: log.exists() and log.read_text().count("\n") >= 3)  # past the step-2 checkpoint
+    _plant_temp(killed / "checkpoint.pt", pid)
     _run(args)
     assert not _temps(killed)
     rows = [[{k: v for k, v in json.loads(line).items() if k not in TIMING}
@@ -143,9 +154,12 @@ def test_corpus_resumes_without_loss_or_duplicates(inputs, tmp_path):
     build_corpus(tmp_path / "ref", _corpus_spec(tmp_path / "spec.yaml", inputs), progress=False)
     args = ["forge", "corpus", "--spec", str(tmp_path / "spec.yaml"), "--no-progress"]
     killed = tmp_path / "killed"
-    _kill_when(_cli(*args, "--out", str(killed)),
-               lambda: len(list((killed / "parts").glob("*.json"))) >= 1)   # one job done, the next under way
+    pid = _kill_when(_cli(*args, "--out", str(killed)),
+                     lambda: len(list((killed / "parts").glob("*.json"))) >= 1)   # one job done, the next under way
+    group = next((killed / "items").iterdir())
+    planted = [_plant_temp(group / "landmarks.npy", pid), _plant_temp(group / "c23.mp4", pid)]  # the issue's leftover
     _run(_cli(*args, "--out", str(killed)))
+    assert not any(p.exists() for p in planted)
     assert not _temps(killed)
     a, b = (pd.read_parquet(d / "manifest.parquet").sort_values("item_id").reset_index(drop=True)
             for d in (tmp_path / "ref", killed))
