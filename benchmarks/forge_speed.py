@@ -1,9 +1,11 @@
 """Speed of the few-shot talking-head GAN on this machine (CPU; GPU when present).
 
 - Training: images/s (K source + 1 target frames per episode) and peak RSS of one meta-learning step per
-  resolution (the bundled 64/128/256 configs, batch 1, K=2 to keep the run short on a shared CPU).
-- Rendering (``Talker.render``): batch-1 latency (ms/frame) and batch-16 throughput (frames/s) at
-  64/128/256 px, against the classical piecewise-affine warp baseline measured in the same run.
+  config (the bundled 64/128/256 configs at batch 1, K=2 to keep the run short on a shared CPU; the
+  shipped ``cpu128wg`` and its paper-G twin ``cpu128paper`` at their own batch 4, K = 8).
+- Rendering (``Talker.render``, fit + warp guide included for the warp-guided G): batch-1 latency
+  (ms/frame) and batch-16 throughput (frames/s) on 1 and 2 threads, against the classical
+  piecewise-affine warp baseline measured in the same run.
   Anchor: LivePortrait reports 12.8 ms/frame on an RTX 4090.
 
 Each measurement runs in its own subprocess (so peak memory is per resolution).
@@ -22,7 +24,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "forge_speed.json"
-CONFIGS = ("cpu64", "64", "128", "256")  # bundled configs; cpu64 is the shipped talker64.pt
+CONFIGS = ("cpu128wg", "cpu128paper", "cpu64", "64", "128", "256")  # cpu128wg is the shipped talker128.pt
+OWN_BATCH = ("cpu128wg", "cpu128paper")  # trained at their config's batch / K (the rest: batch 1, K = 2)
+RENDER_THREADS = (1, 2)
 TRAIN_STEPS, RENDER_REPS, BATCH = 2, 5, 16
 WORKER_TIMEOUT_S = 900
 
@@ -40,11 +44,14 @@ def worker_train(name: str) -> dict:
     from forge.train import MetaTrainer
 
     torch.set_num_threads(1)
-    cfg = load_train_config(name, {"batch_size": 1, "k_shot": 2, "log_every": 10**6, "sample_every": 0})
+    small = {} if name in OWN_BATCH else {"batch_size": 1, "k_shot": 2}
+    cfg = load_train_config(name, {**small, "log_every": 10**6, "sample_every": 0, "num_threads": 1})
     res = cfg.model.resolution
     rng = np.random.default_rng(0)
-    clips = {f"v{i}": (rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8), np.zeros((4, 68, 2), np.float32),
-                       rng.integers(0, 255, (4, res, res, 3), dtype=np.uint8)) for i in range(2)}
+    n = cfg.k_shot + 2
+    lms = _mean_face(res)[None] + rng.normal(0, res / 100, (n, 68, 2)).astype(np.float32)   # (n, 68, 2)
+    clips = {f"v{i}": (rng.integers(0, 255, (n, res, res, 3), dtype=np.uint8), lms,
+                       rng.integers(0, 255, (n, res, res, 3), dtype=np.uint8)) for i in range(2)}
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,11 +62,12 @@ def worker_train(name: str) -> dict:
             tr.train_step()
         dt = (time.perf_counter() - t0) / TRAIN_STEPS
     imgs = cfg.batch_size * (cfg.k_shot + 1)
-    return {"config": name, "resolution": res, "sec_per_step": round(dt, 3), "images_per_s": round(imgs / dt, 3),
+    return {"config": name, "threads": 1, "generator": cfg.model.generator, "resolution": res,
+            "sec_per_step": round(dt, 3), "images_per_s": round(imgs / dt, 3),
             "batch_size": cfg.batch_size, "k_shot": cfg.k_shot, "d_steps": cfg.d_steps, "peak_rss_mb": round(_peak_mb())}
 
 
-def worker_render(name: str) -> dict:
+def worker_render(name: str, threads: int = 1) -> dict:
     import tempfile
 
     import numpy as np
@@ -69,7 +77,7 @@ def worker_render(name: str) -> dict:
     from forge.config import load_train_config
     from forge.talker import Talker
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     cfg = load_train_config(name).model
     res = cfg.resolution
     rng = np.random.default_rng(0)
@@ -77,8 +85,9 @@ def worker_render(name: str) -> dict:
         export_random(Path(tmp) / "t.pt", cfg)
         t = Talker.load(Path(tmp) / "t.pt")
     img = rng.integers(0, 255, (1, res, res, 3), dtype=np.uint8)
-    person = t.fit(img, img, mode="ff")
-    lms = rng.integers(0, 255, (BATCH, res, res, 3), dtype=np.uint8)
+    src_lm = _mean_face(res)
+    person = t.fit(img, src_lm[None], mode="ff")
+    lms = src_lm[None] + rng.normal(0, res / 100, (BATCH, 68, 2)).astype(np.float32)   # (BATCH, 68, 2) targets
     t.render(person, lms[:1])  # warm-up
     lat = []
     for i in range(RENDER_REPS):
@@ -91,13 +100,12 @@ def worker_render(name: str) -> dict:
     # baseline: piecewise-affine warp of a source frame to BATCH target landmark sets
     from forge.warp import warp_render
 
-    src_lm = _mean_face(res)
-    targets = src_lm[None] + rng.normal(0, res / 100, (BATCH, 68, 2)).astype(np.float32)
-    warp_render(img[0], src_lm, targets[:1])
+    warp_render(img[0], src_lm, lms[:1])
     t0 = time.perf_counter()
-    warp_render(img[0], src_lm, targets)
+    warp_render(img[0], src_lm, lms)
     warp_fps = BATCH / (time.perf_counter() - t0)
-    return {"config": name, "resolution": res, "g_params_m": round(sum(p.numel() for p in t.G.parameters()) / 1e6, 2),
+    return {"config": name, "threads": threads, "generator": cfg.generator, "resolution": res,
+            "g_params_m": round(sum(p.numel() for p in t.G.parameters()) / 1e6, 2),
             "batch1_ms_per_frame": round(1000 * float(np.median(lat)), 2), f"batch{BATCH}_fps": round(fps, 2),
             "warp_baseline_fps": round(warp_fps, 2), "peak_rss_mb": round(_peak_mb())}
 
@@ -120,9 +128,9 @@ def _mean_face(res: int):
     return (np.array(pts, np.float32) * res)[:68]
 
 
-def _run_worker(kind: str, name: str) -> dict:
+def _run_worker(kind: str, name: str, threads: int) -> dict:
     try:
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.forge_speed", "--worker", kind, name],
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.forge_speed", "--worker", kind, name, str(threads)],
                               capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return {"config": name, "error": f"timed out after {WORKER_TIMEOUT_S} s on the shared CPU"}
@@ -136,21 +144,25 @@ def main() -> None:
 
     from core.common import write_json_atomic
 
-    jobs = [(k, c) for k in ("render", "train") for c in CONFIGS]
+    jobs = [("render", c, th) for c in CONFIGS for th in RENDER_THREADS if th == 1 or c in OWN_BATCH]
+    jobs += [("train", c, 1) for c in CONFIGS]
     done = {}  # resumable: rows measured (without error) by an earlier run are kept
     if RESULTS.exists():
         old = json.loads(RESULTS.read_text())
-        done = {(k, r["config"]): r for k in ("render", "train") for r in old.get(k, []) if "error" not in r}
+        done = {(k, r["config"], r.get("threads", 1)): r for k in ("render", "train") for r in old.get(k, [])
+                if "error" not in r and (r["config"] not in OWN_BATCH or "generator" in r)}
     rows = {k: [] for k in ("render", "train")}
-    for kind, name in tqdm(jobs, desc="forge_speed"):
-        if (kind, name) not in done:
-            done[(kind, name)] = dict(_run_worker(kind, name), load_average_1min=round(os.getloadavg()[0], 1))
-        rows[kind].append(done[(kind, name)])
+    for kind, name, threads in tqdm(jobs, desc="forge_speed"):
+        if (kind, name, threads) not in done:
+            done[(kind, name, threads)] = dict(_run_worker(kind, name, threads),
+                                               load_average_1min=round(os.getloadavg()[0], 1))
+        rows[kind].append(done[(kind, name, threads)])
     import torch
 
-    result = {"device": "cpu", "torch_threads": 1, "cpu": platform.processor() or platform.machine(),
+    result = {"device": "cpu", "torch_threads": "per row", "cpu": platform.processor() or platform.machine(),
               "note": ("shared 2-core CPU with other engineers' jobs running (load_average_1min per row): numbers are "
-                       "pessimistic; train uses batch 1, K=2 and each config's d_steps"),
+                       "pessimistic; train uses batch 1, K=2 and each config's d_steps, except cpu128wg / cpu128paper "
+                       "(their own batch 4, K = 8); render includes the warp guide for the warp-guided G"),
               "anchor_liveportrait_rtx4090_ms_per_frame": 12.8, "cuda_available": torch.cuda.is_available(),
               "render": rows["render"], "train": rows["train"]}
     write_json_atomic(RESULTS, result)
@@ -158,8 +170,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        fn = {"train": worker_train, "render": worker_render}[sys.argv[2]]
-        print(json.dumps(fn(sys.argv[3])))
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        kind, name, threads = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        print(json.dumps(worker_train(name) if kind == "train" else worker_render(name, threads)))
     else:
         main()

@@ -1,7 +1,8 @@
 """The evaluation's metrics tables: per-rendering scores and the per-(method, T) summary.
 
 - ``Scorer.score(fake, real, landmarks)``: SSIM, PSNR, CSIM (dlib descriptors via the ``faces`` port,
-  boxes from the driving landmarks) and landmark error of one rendering against the real frames.
+  boxes from the driving landmarks), mouth-region L1 (``forge.metrics.mouth_l1``, 0..255 in the target's
+  mouth box) and landmark error of one rendering against the real frames.
 - ``real_rows``: the landmark detector's own error on the real target frames (that metric's floor).
 - ``summarise``: mean metrics per (method, T), plus two set-level measures over all target frames of
   each: FID (when Inception-v3 weights are present) and FD-face (``forge.metrics.fd_face``: the Frechet
@@ -17,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from forge.evaluate import EvalConfig
 
-METRICS = ("ssim", "psnr", "csim", "landmark_nme", "landmark_detected")
+METRICS = ("ssim", "psnr", "csim", "mouth_l1", "landmark_nme", "landmark_detected")
 FD_FACE_NOTE = ("FD-face: Frechet distance between the 128-d dlib ResNet descriptors (faces port) of the real "
                 "and the rendered target frames of each (method, T); few frames per set, so a relative "
                 "measure within this eval (0 = same distribution); not FID")
@@ -43,9 +44,9 @@ class Scorer:
 
     def score(self, fake: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> dict:
         """fake, real (N, S, S, 3) uint8; landmarks (N, 68, 2) driving -> metric dict (means)."""
-        from forge.metrics import cosine, landmark_error, psnr, ssim
+        from forge.metrics import cosine, landmark_error, mouth_l1, psnr, ssim
 
-        row = {"ssim": ssim(fake, real), "psnr": psnr(fake, real)}
+        row = {"ssim": ssim(fake, real), "psnr": psnr(fake, real), "mouth_l1": mouth_l1(fake, real, landmarks)}
         if self.encoder is not None:
             d_fake = self.encoder.describe_batch(fake, landmarks)
             d_real = self.encoder.describe_batch(real, landmarks)

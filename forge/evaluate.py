@@ -36,7 +36,7 @@ from forge.eval_scores import FD_FACE_NOTE, METRICS, Scorer, real_rows, summaris
 
 log = get_logger("evaluate")
 
-EVAL_VERSION = 2          # bump when rendering/metrics change: cached rows of older versions are redone
+EVAL_VERSION = 3          # bump when rendering/metrics change: cached rows of older versions are redone
 METHODS = ("warp", "ff", "ft")
 GRID_UPSCALE = 2
 PERSON_SENSITIVITY_MIN = 1.0   # grey levels: below this FF renders of two different people are "the same"

@@ -244,6 +244,32 @@ def landmark_error(frames: np.ndarray, target_landmarks: np.ndarray, detector,
 
 
 # ---------------------------------------------------------------- FID
+MOUTH = slice(48, 68)
+MOUTH_BOX_MARGIN = 0.15           # the mouth box: the lips' bounding box grown by this fraction of its size per side
+
+
+def mouth_box(landmarks: np.ndarray, size: int, margin: float = MOUTH_BOX_MARGIN) -> tuple[int, int, int, int]:
+    """(68, 2) landmarks -> (x0, y0, x1, y1) integer box around the lips (points 48-67), clipped to the image."""
+    pts = np.asarray(landmarks, np.float64)[MOUTH]
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    box = np.array([x0 - mx, y0 - my, x1 + mx, y1 + my])
+    box = np.clip(np.round(box), 0, size).astype(int)
+    return int(box[0]), int(box[1]), max(int(box[2]), int(box[0]) + 1), max(int(box[3]), int(box[1]) + 1)
+
+
+def mouth_l1(a: np.ndarray, b: np.ndarray, landmarks: np.ndarray, per_image: bool = False):
+    """Mean absolute difference (0..255) inside the target's mouth box: a, b (N, S, S, 3), landmarks
+    (N, 68, 2) of the target (the driving landmarks) -> float (or (N,) with per_image)."""
+    a, b = _as_float_batch(a), _as_float_batch(b)
+    out = []
+    for fa, fb, lm in zip(a, b, np.asarray(landmarks).reshape(-1, 68, 2)):
+        x0, y0, x1, y1 = mouth_box(lm, fa.shape[0])
+        out.append(float(np.abs(fa[y0:y1, x0:x1] - fb[y0:y1, x0:x1]).mean()))
+    out = np.array(out)
+    return out if per_image else float(out.mean())
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
     from scipy import linalg

@@ -200,6 +200,9 @@ class MetaTrainer:
         row.update({k: float(v.detach()) for k, v in d_terms.items()})
         row.update(loss_g=float(loss_g.detach()), loss_d=float(loss_d.detach()), r_real=float(r_real.detach().mean()),
                    r_fake=float(r_fake.detach().mean()), finite=finite)
+        if ep.guide is not None:  # log only: the output's and the warp guide's own L1 to the target
+            row.update(out_l1=float((fake.detach() - ep.x_tgt).abs().mean()),
+                       warp_l1=float((ep.guide[:, :3] - ep.x_tgt).abs().mean()))
         return row, ep, fake.detach()
 
     # ------------------------------------------------------------------ outputs

@@ -160,3 +160,17 @@ def test_face_net_content_terms():
     terms["cnt_id"].backward()
     assert fake.grad.abs().sum() > 0                                          # differentiable through the chips
     assert set(loss(fake, real)) == {"cnt_l1", "cnt_ssim"}                   # no landmarks: pixel terms only
+
+
+def test_mouth_l1_hand_computed():
+    from forge.metrics import mouth_box, mouth_l1
+
+    lm = np.zeros((68, 2))
+    lm[48:68] = [[10, 20]] * 10 + [[30, 30]] * 10                            # lips span x 10..30, y 20..30
+    assert mouth_box(lm, 64, margin=0.0) == (10, 20, 30, 30)
+    assert mouth_box(lm, 64) == (7, 18, 33, 32)                               # 15 % of 20 / 10 px per side
+    a = np.zeros((1, 64, 64, 3), np.uint8)
+    b = a.copy()
+    b[0, 18:32, 7:33] = 40                                                    # differs exactly in the box
+    b[0, 0:5, 0:5] = 255                                                      # outside the box: ignored
+    assert mouth_l1(a, b, lm[None]) == pytest.approx(40.0)
