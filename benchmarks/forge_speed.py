@@ -149,7 +149,8 @@ def main() -> None:
     done = {}  # resumable: rows measured (without error) by an earlier run are kept
     if RESULTS.exists():
         old = json.loads(RESULTS.read_text())
-        done = {(k, r["config"], r.get("threads", 1)): r for k in ("render", "train") for r in old.get(k, [])
+        done = {(k, r["config"], r.get("threads", 1)): {**r, "threads": r.get("threads", 1)}
+                for k in ("render", "train") for r in old.get(k, [])
                 if "error" not in r and (r["config"] not in OWN_BATCH or "generator" in r)}
     rows = {k: [] for k in ("render", "train")}
     for kind, name, threads in tqdm(jobs, desc="forge_speed"):
