@@ -17,7 +17,8 @@
 
 The cache is ``faceforge forge prepare ../shared/data/real_videos --out out/cache128_all --resolution 128
 --every 2 --max-frames 150 --detect-every 5`` (git-ignored). Writes benchmarks/results/forge_eval.json,
-forge_eval.png (bars) and forge_eval_grid.png (pictures).
+forge_eval.png (bars), forge_eval_grid.png (self-reenactment pictures) and forge_eval_cross.png (each cross
+source: source | driver | warp | shipped FF).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CROSS_PAIRS = (("hdtf_wda_katiehill", "d12"), ("styletalk_reagan", "mead_w011"),
 PORTRAIT_DRIVER = "d18"
 SENSITIVITY_TARGET = 10.0                                           # grey levels (of 255)
 CSIM_TOLERANCE = 0.01
+PICTURE_FRAMES = 4                                                  # driver frames shown per cross-reenactment row
 
 
 def _ints(s: str) -> tuple[int, ...]:
@@ -57,9 +59,10 @@ def _evenly(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
 
 
-def cross_reenactment(cache_root: Path, talker, args) -> list[dict]:
+def cross_reenactment(cache_root: Path, talker, args, picture: Path | None = None) -> list[dict]:
     """Portraits and held-out people driven by another held-out person (retargeted, 'relative'
-    expression), warp vs the shipped generator's FF on the same source frame(s): cross_metrics rows."""
+    expression), warp vs the shipped generator's FF on the same source frame(s): cross_metrics rows.
+    ``picture``: a PNG, one row per source: source | driver frames | warp | shipped FF (4 frames each)."""
     from forge.animate import Source, render_warp, target_landmarks
     from forge.data import PreparedCache, extract_clip, get_detector
     from forge.eval_cross import cross_metrics
@@ -75,17 +78,27 @@ def cross_reenactment(cache_root: Path, talker, args) -> list[dict]:
         frames, lms = cache.load(src_id)
         pick = _evenly(len(frames), args.cross_t)
         sources.append((src_id, frames[pick], lms[pick], drv_id))
-    rows = []
+    rows, tiles = [], []
     for name, s_frames, s_lm, drv_id in sources:
         d_frames, d_lm = cache.load(drv_id)
         d_pick = _evenly(len(d_frames), args.cross_frames)
         lms, _ = target_landmarks(d_lm[d_pick], s_lm[0], True, expression="relative")   # (N, 68, 2)
         renders = {"warp": render_warp(Source(frames=s_frames, landmarks=s_lm), lms),
                    "ff": talker.render(talker.fit(s_frames, s_lm, mode="ff"), lms)}
+        show = _evenly(len(lms), PICTURE_FRAMES)
+        tiles.append(np.concatenate([s_frames[0], *d_frames[d_pick][show], *renders["warp"][show],
+                                     *renders["ff"][show]], axis=1))                    # (S, (1 + 3 k) S, 3)
         for method, fake in renders.items():
             rows.append({"source": name, "driver": drv_id, "T": int(len(s_frames)), "method": method,
                          **cross_metrics(fake, s_frames[0], s_lm[0], d_frames[d_pick], d_lm[d_pick], lms,
                                          encoder, detector)})
+    if picture is not None:
+        from PIL import Image
+
+        from core.common import atomic_path
+
+        with atomic_path(picture) as tmp:
+            Image.fromarray(np.concatenate(tiles, axis=0)).save(tmp, format="PNG")
     return rows
 
 
@@ -183,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         compare_meta[name] = {"checkpoint": path, "generator": other.generator, "version": other.version,
                               "meta": other.meta}
     t_self = time.perf_counter() - t0
-    cross = cross_reenactment(cache, talker, args)
-    summary = res["summary"]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    cross = cross_reenactment(cache, talker, args, RESULTS / "forge_eval_cross.png")
+    summary = res["summary"]
     shutil.copyfile(work / "shipped" / "grid.png", RESULTS / "forge_eval_grid.png")
     plot(summary, compare, RESULTS / "forge_eval.png")
     cross_mean = {m: {k: float(np.nanmean([r[k] for r in cross if r["method"] == m]))

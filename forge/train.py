@@ -127,6 +127,9 @@ class MetaTrainer:
             raise FaceforgeError(f"init_from {path} has a different model config (or training videos)")
         for name in ("E", "G", "D", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(ck[name])
+        for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):  # this phase's rates
+            for group in opt.param_groups:
+                group["lr"] = lr
         self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
         meta = ck.get("meta", {})
         self.phases = [*meta.get("phases", []), {

@@ -109,9 +109,10 @@ def test_training_samples_guides_and_continues_into_a_new_phase(tmp_path):
     tr, summary = _train(tmp_path)
     assert summary["step"] == 3 and summary["generator"] == "warp_guided" and np.isfinite(summary["loss_g"])
     assert (tmp_path / "run" / "samples" / "step_0000002.png").exists()
-    cfg2 = dataclasses.replace(tr.cfg, init_from=str(tmp_path / "run" / "checkpoint.pt"))
+    cfg2 = dataclasses.replace(tr.cfg, init_from=str(tmp_path / "run" / "checkpoint.pt"), lr_g=5e-4)
     tr2 = MetaTrainer(cfg2, ArrayCache(face_clips()), tmp_path / "phase2")
     assert tr2.step == 3 and torch.equal(tr2.G.head.delta.weight, tr.G.head.delta.weight)
+    assert tr2.opt_g.param_groups[0]["lr"] == 5e-4 and tr2.opt_d.param_groups[0]["lr"] == tr.cfg.lr_d
     out = tr2.run(steps=4, progress=False)
     assert out["step"] == 4 and out["phases"][0]["until_step"] == 3 and out["phases"][0]["content_loss"] == "offline"
 
