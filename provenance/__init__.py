@@ -3,7 +3,7 @@
 Public API (imported lazily, so ``import provenance`` pulls in neither c2pa nor cv2)::
 
     init_identity(key_dir, force=False) -> Identity      load_identity(key_dir) -> Identity
-    new_payload() -> int
+    new_payload(store=None) -> int                        (with a store: its 32-bit short id is new there)
     sign_file(src, dst, *, identity, generation, ingredients=(), actions=("created",), payload=None, store=None)
     verify_file(path, *, trust_anchors=None, store=None) -> dict   (key "verdict", see provenance.api)
     embed(frames, payload) -> frames                     decode(frames) -> WatermarkResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from .. import ecc
-from ..store import SHORT_BITS, short_id
+from ..store import SHORT_BITS, short_id  # noqa: F401  (short_id re-exported: the package API)
 
 ALG_NAME = "org.faceforge.watermark.tiled-ss.v1"
 SHORT_MASK = (1 << SHORT_BITS) - 1
