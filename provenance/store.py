@@ -114,6 +114,13 @@ class Store:
                 row)
         return int(cur.lastrowid)
 
+    def forget(self, path: str | os.PathLike) -> int:
+        """Drop every record of ``path`` (a file about to be re-rendered in place, e.g. a corpus job resumed
+        after a kill: its earlier signed copy was never published); returns how many went."""
+        with self._db:
+            cur = self._db.execute("DELETE FROM renders WHERE path = ?", (str(path),))
+        return int(cur.rowcount)
+
     def _rows(self, sql: str, args: tuple) -> list[dict[str, Any]]:
         out = []
         for r in self._db.execute(sql, args).fetchall():

@@ -172,6 +172,10 @@ def test_corpus_resumes_without_loss_or_duplicates(inputs, tmp_path):
     on_disk = {str(p.relative_to(killed)) for p in (killed / "items").rglob("*") if p.is_file()}
     assert on_disk == set(b["path"]) | set(b["landmarks_path"])        # nothing extra, nothing missing
     assert set(b.loc[~reals, "provenance_status"]) == {"trusted"}
+    import sqlite3                                  # the store: one record per signed file, none left over
+    with sqlite3.connect(killed / "provenance.sqlite") as db:
+        paths = [r[0] for r in db.execute("SELECT path FROM renders")]
+    assert len(paths) == len(set(paths)) == int((~reals).sum())
 
 
 def _descendants(pid: int) -> set[int]:

@@ -438,3 +438,12 @@ def test_ensure_identity_creates_once_then_loads(tmp_path):
     ca = (key_dir / CA_CERT).read_bytes()
     second = ensure_identity(key_dir)  # loads, never overwrites
     assert (key_dir / CA_CERT).read_bytes() == ca and second.subject == first.subject
+
+
+def test_store_forget_drops_every_record_of_a_path(tmp_path):
+    with Store(tmp_path / "s.sqlite") as st:
+        st.record(sha256="a" * 64, path="items/g1/raw.mp4", payload=1)
+        st.record(sha256="b" * 64, path="items/g1/raw.mp4", payload=2)     # a re-render of the same file
+        st.record(sha256="c" * 64, path="items/g2/raw.mp4", payload=3)
+        assert st.forget("items/g1/raw.mp4") == 2 and st.forget("items/none.mp4") == 0
+        assert len(st) == 1 and st.by_payload(3)[0]["path"] == "items/g2/raw.mp4"

@@ -72,6 +72,7 @@ class CorpusProvenance:
         """Sign ``src`` into ``dst`` (atomic) with a C2PA manifest and record it in the corpus store."""
         from provenance.api import sign_file
 
+        self.store.forget(dst)  # a re-render after a kill replaces the unpublished earlier copy's record
         return sign_file(src, dst, identity=self.identity, generation=generation,  # atomic write
                          ingredients=[str(p) for p in ingredients], actions=actions, payload=payload,
                          store=self.store)
