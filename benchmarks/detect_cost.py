@@ -46,6 +46,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--image-size", type=int, default=CROP, help="CNN input side for the registered detectors")
     ap.add_argument("--crop", type=int, default=CROP, help="face crop side fed to every detector")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--detectors", nargs="*", help="registered detectors to time (default: all but the ensemble, "
+                                                   "whose cost is the sum of its members')")
     args = ap.parse_args(argv)
     import torch
 
@@ -72,7 +74,7 @@ def main(argv=None) -> dict:
         print(f"{name:<28} params {det.n_params():>10,d}  {N_FRAMES / wall:8.1f} frames/s "
               f"({N_FRAMES / max(cpu, 1e-9):8.1f} per CPU-s)", flush=True)
 
-    for name in list_detectors():
+    for name in args.detectors or [n for n in list_detectors() if n != "ensemble"]:
         cfg = DetectConfig(detector=name, image_size=args.image_size, window=8, threads=args.threads)
         det = get_detector_class(name)(cfg)
         if isinstance(det, FeatureDetector):  # fit on 2 random clips so predict works

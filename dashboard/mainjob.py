@@ -196,7 +196,27 @@ def stage_detect(cfg: MainJobConfig, out: Path) -> dict:
     val = train(out / "corpus", run, DetectConfig(detector=cfg.detector, epochs=cfg.detector_epochs,
                                                   seed=cfg.seed))
     test = evaluate(run, out / "corpus", split="test", name="test")
-    return {"run": str(run), "val": val, "metrics": test}
+    return {"run": str(run), "val": val, "metrics": test, "default": _default_detector(out / "corpus")}
+
+
+def _default_detector(corpus: Path) -> dict:
+    """The shipped default detector (trained on self-blended real faces only, never on this corpus's
+    generators) on the corpus test split, and its measured cross-generator AUC on third-party fakes
+    (``benchmarks/results/detect_default.json``)."""
+    from core.common import REPO_ROOT
+    from detect.evaluate import breakdown, score_split
+    from detect.metrics import summary
+    from detect.score import load_run
+
+    lr = load_run(None)
+    _, videos, _ = score_split(lr, corpus, "test", progress=False)
+    measured = REPO_ROOT / "benchmarks" / "results" / "detect_default.json"
+    ext = json.loads(measured.read_text()) if measured.is_file() else {}
+    return {"detector": lr.cfg.detector, "calibration": lr.metrics.get("calibration"),
+            "test": summary(videos["label"], videos["score"], lr.threshold.get("video", 0.5)),
+            "by_generator": breakdown(videos, "generator"),
+            "external": {k: ext.get(k) for k in ("video_auc", "family_mean_auc", "n_fake", "n_real", "per_family")},
+            "external_source": str(measured.relative_to(REPO_ROOT)) if ext else None}
 
 
 def stage_provenance(cfg: MainJobConfig, out: Path) -> dict:

@@ -161,12 +161,33 @@ def _detect(rep: Report, out: Path, r: dict) -> None:
             "compression") for val, v in sorted(by.get(col, {}).items())]
     if rows:
         rep.table(["fakes", "video AUC vs all reals", "fake videos"], rows, caption="video-level AUC per kind of fake")
+    _default_detector(rep, r.get("default") or {})
     eval_dir = Path(r.get("run", "")) / "eval" / "test"
     for png, caption in (("roc.png", "ROC curve"), ("pr.png", "precision-recall curve"),
                          ("reliability.png", "reliability diagram (calibration)")):
         p = eval_dir / png
         if p.exists():
             rep.image(_local(out, p), caption, width=420)
+
+
+def _default_detector(rep: Report, d: dict) -> None:
+    """The shipped default detector: this corpus's test split (generators it never saw) and the
+    measured third-party cross-generator AUC."""
+    if not d:
+        return
+    t, ext = d.get("test") or {}, d.get("external") or {}
+    rows = [("this corpus, test split (video)", t.get("auc"), t.get("n_fake"), t.get("n_real"))]
+    rows += [(f"  fakes: {g}", v.get("auc"), v.get("n_fake"), t.get("n_real"))
+             for g, v in sorted((d.get("by_generator") or {}).items())]
+    if ext.get("video_auc") is not None:
+        rows.append(("third-party fakes, 8 generators (video)", ext.get("video_auc"), ext.get("n_fake"),
+                     ext.get("n_real")))
+        rows.append(("  mean over generator families", ext.get("family_mean_auc"), ext.get("n_fake"),
+                     ext.get("n_real")))
+    rep.table(["shipped default detector", "AUC", "fake videos", "real videos"], rows,
+              caption=f"`{d.get('detector')}` trained on self-blended real faces only (no fakes of any "
+                      "generator); third-party figures " + (f"from `{d['external_source']}`"
+                                                            if d.get("external_source") else "not measured yet"))
 
 
 def _provenance(rep: Report, r: dict) -> None:

@@ -16,6 +16,7 @@ Output: a standard detector run (``load_run`` and ``detect score`` read it): ``c
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ VAL_PEOPLE = ("d3", "dpe_s", "eamm_surprised", "grid_sbia1a", "hdtf_rd_radio34",
               "styletalk_feifeili", "vox2_00098")
 
 
-RUNTIME_FIELDS = ("max_minutes", "threads")   # may change when a run is resumed
+RUNTIME_FIELDS = ("max_minutes", "threads", "steps")   # may change when a run is resumed (steps: extend it)
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
             step = state["step"]
             rng = np.random.default_rng([cfg.seed, step])              # a resumed run sees the same batches
             images, labels, masks = training_pairs(tr, half, rng, cfg)  # (B, S, S, 3), (B,), (B, S, S)
-            lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * min(step / cfg.steps, 1.0)))
+            lr = float(cfg.lr * 0.5 * (1 + np.cos(np.pi * min(step / cfg.steps, 1.0))))
             for g in opt.param_groups:
                 g["lr"] = lr
             terms = _loss(det.net, det.to_tensor(images), torch.from_numpy(labels), torch.from_numpy(masks),
@@ -335,8 +336,9 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
             det.save(out)
         state["seconds"] += row["seconds"]
         state["history"].append(row)
+        plain = json.loads(json.dumps(state, default=float))            # numpy scalars -> floats (weights_only)
         with atomic_path(out / "last.pt") as tmp:
-            torch.save({"model": det.net.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp)
+            torch.save({"model": det.net.state_dict(), "optimizer": opt.state_dict(), "state": plain}, tmp)
         with atomic_path(out / "history.csv") as tmp:
             pd.DataFrame(state["history"]).to_csv(tmp, index=False)
         if progress:

@@ -147,3 +147,89 @@ def test_sbi_training_writes_a_calibrated_run_that_scores(face, tmp_path):
     assert row["status"] == "ok" and 0 < row["score"] < 1 and row["top_frames"] == "0"
     from detect.calibrate import apply_calibration
     assert row["score"] == pytest.approx(apply_calibration(m["calibration"], [row["raw_score"]])[0])
+    # a second call with a longer schedule resumes from last.pt (loaded with weights_only=True)
+    m2 = train_sbi(cache, tmp_path / "run", SBITrainConfig(**{**cfg.__dict__, "steps": 6}), progress=False)
+    assert m2["steps"] == 6 and pd.read_csv(tmp_path / "run" / "history.csv")["step"].tolist() == [2, 4, 6]
+
+
+def test_sbi_training_fits_a_feature_detector_once(face, tmp_path):
+    from detect.detectors.blendstats import N_FEATURES, frame_features
+    from detect.sbi import self_blend
+    from detect.sbi_train import SBITrainConfig, train_sbi
+
+    img, lm = face
+    f_real = frame_features(img, lm)
+    assert f_real.shape == (N_FEATURES,) and np.isfinite(f_real).all()
+    assert np.isnan(frame_features(img, None)).all()
+    fake, mask = self_blend(img, lm, 0)
+    assert not np.allclose(frame_features(fake, lm), f_real)      # the blend moves the statistics
+    cfg = SBITrainConfig(detector="blend_stats", image_size=64, feature_pairs=24, val_frames=3, threads=1,
+                         val_people=("p_val",), test_people=("p_test",))
+    m = train_sbi(TinyCache(face), tmp_path / "stats", cfg, progress=False)
+    assert m["done"] and m["steps"] == 1 and (tmp_path / "stats" / "model.joblib").is_file()
+    assert m["params"] > 0 and np.isfinite(m["val"]["video_raw"]["auc"])
+
+
+def test_shipped_default_detector_scores_a_video_without_a_model(tmp_path, sample_video):
+    """`faceforge detect score FILE` with no --model: the shipped weights (<= 30 MB, with a card),
+    a calibrated P(fake), a verdict and the frames that drove it."""
+    import json
+
+    from detect.default import DEFAULT_RUN, MAX_SHIPPED_MB, default_run
+    from detect.score import load_run
+    from forge.cli import main
+
+    run = default_run()
+    assert (run / "model.pt").stat().st_size <= MAX_SHIPPED_MB * 2**20 and (run / "README.md").is_file()
+    lr = load_run(None)
+    assert lr.path == DEFAULT_RUN and lr.metrics["calibration"]["method"] == "platt"
+    out = tmp_path / "scores"
+    assert main(["detect", "score", str(sample_video), "--max-frames", "6", "--out", str(out)]) == 0
+    row = json.loads((out / "scores.json").read_text())["videos"][0]
+    assert row["status"] == "ok" and 0.0 <= row["score"] <= 1.0 and row["label"] in ("real", "fake")
+    assert len(row["top_frames"].split()) == 3
+
+
+def test_ensemble_assembles_runs_and_stacks_on_validation(face, tmp_path):
+    from detect.config import DetectConfig
+    from detect.data import Item
+    from detect.detectors.ensemble import assemble, load_member
+    from detect.sbi import self_blend_batch
+    from detect.sbi_train import SBITrainConfig, train_sbi
+
+    cache = TinyCache(face)
+    base = dict(image_size=64, feature_pairs=24, val_frames=3, threads=1, val_people=("p_val",),
+                test_people=("p_test",))
+    runs = {}
+    for name in ("blend_stats", "frequency"):
+        train_sbi(cache, tmp_path / name, SBITrainConfig(detector=name, **base), progress=False)
+        runs[name] = tmp_path / name
+    frames, lm = cache.load("p_val_v")
+    fakes, _ = self_blend_batch(frames[1:], lm[1:], 0)
+    val = [Item("r", 0, frames[1:], lm[1:]), Item("f", 1, fakes, lm[1:])]
+    ens = assemble(runs, val, tmp_path / "ens", DetectConfig(detector="ensemble"))
+    assert ens.stack["fitted"] and ens.stack["members"] == ["blend_stats", "frequency"]
+    p = load_member(tmp_path / "ens" / "members" / "frequency").score_clip(frames[1:], lm[1:])
+    assert p.shape == (4,)
+    s = ens.score_clip(frames[1:], lm[1:])
+    assert s.shape == (4,) and np.all((s > 0) & (s < 1))
+
+
+def test_main_job_reports_the_default_detector(tmp_path):
+    """The main job's detect stage scores its corpus test split with the shipped detector and quotes
+    the measured third-party AUC; the report shows both."""
+    from dashboard.mainjob import _default_detector
+    from detect.toy import ToyCorpusConfig, build_toy_corpus
+
+    corpus = build_toy_corpus(tmp_path / "corpus", ToyCorpusConfig(size=32, n_frames=4, identities=("d0", "d9", "d12", "d18"),
+                                                                   generators=("fewshot", "warp"), compressions=("raw",)))
+    d = _default_detector(corpus)
+    assert d["detector"] == "blend_cnn" and d["test"]["n"] == 6                 # 2 test people x (real, 2 fakes)
+    assert set(d["by_generator"]) == {"fewshot", "warp"} and 0.0 <= d["test"]["auc"] <= 1.0
+    from dashboard.mainreport import _default_detector as section
+    from dashboard.report import Report, to_markdown
+
+    rep = Report("t")
+    section(rep, d)
+    md = to_markdown(rep)
+    assert "shipped default detector" in md and "fakes: warp" in md and "this corpus, test split" in md
