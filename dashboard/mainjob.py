@@ -28,10 +28,10 @@ log = get_logger("mainjob")
 @dataclass(frozen=True)
 class MainJobConfig:
     sample: str = str(SAMPLE_DIR)          # embedded sample: videos/ and portraits/
-    resolution: int = 64                   # must match the shipped checkpoint
+    resolution: int = 128                  # must match the shipped checkpoint
     every: int = 3                         # prepare: keep every n-th frame
     max_frames: int = 40                   # prepare: frames per video
-    checkpoint: str | None = None          # None: the shipped forge/weights/talker64.pt
+    checkpoint: str | None = None          # None: the shipped forge/weights/talker128.pt
     painting: str = "s9.jpg"               # Mona Lisa
     photo: str = "s42.jpg"
     heldout_video: str = "hdtf_wda_katiehill"   # a generator held-out identity (TrainConfig.holdout)

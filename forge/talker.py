@@ -29,7 +29,7 @@ from core.common import REPO_ROOT, FaceforgeError, atomic_path, get_logger, sha2
 from forge.config import FitConfig, ModelConfig
 
 log = get_logger("talker")
-DEFAULT_CHECKPOINT = REPO_ROOT / "forge" / "weights" / "talker64.pt"
+DEFAULT_CHECKPOINT = REPO_ROOT / "forge" / "weights" / "talker128.pt"
 PERSON_FORMAT = "faceforge-person"
 
 

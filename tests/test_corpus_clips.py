@@ -107,7 +107,7 @@ def test_render_uses_the_jobs_clip_references_after_all_clips_and_resizes():
 
 
 def test_a_talker_of_another_size_is_refused_without_resize(tiny_talker):
-    models = render.Renderers(CorpusConfig(resolution=64))
+    models = render.Renderers(CorpusConfig(resolution=64, talker_resize=False))
     models._talker = None
     from unittest import mock
 

@@ -69,11 +69,14 @@ def test_ft_fit_from_one_image_learns_and_roundtrips(talker_path, clip, tmp_path
 
 
 def test_shipped_checkpoint_loads():
-    assert DEFAULT_CHECKPOINT.stat().st_size <= 30e6
+    from benchmarks.forge_speed import _mean_face
+
+    assert DEFAULT_CHECKPOINT.name == "talker128.pt" and DEFAULT_CHECKPOINT.stat().st_size <= 30e6
     t = Talker.load(None)
-    assert t.resolution == 64
-    blank = np.zeros((1, 64, 64, 3), np.uint8)
-    assert t.render(t.fit(blank, blank), blank).shape == (1, 64, 64, 3)
+    assert t.resolution == 128 and t.generator == "warp_guided"
+    frame = np.full((1, 128, 128, 3), 120, np.uint8)
+    lm = _mean_face(128)[None]                                            # (1, 68, 2)
+    assert t.render(t.fit(frame, lm), lm).shape == (1, 128, 128, 3)
 
 
 def test_bad_inputs(talker_path, clip, tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", default=None, help="talker export (default: the shipped forge/weights/talker64.pt)")
+    p.add_argument("--checkpoint", default=None, help="talker export (default: the shipped forge/weights/talker128.pt)")
     p.add_argument("--images", nargs="+", required=True, help="images (or videos) of one person")
     p.add_argument("--frames", type=int, default=None, help="T: use this many frames, evenly spaced (default: all)")
     p.add_argument("--mode", choices=("ff", "ft"), default="ff")

@@ -3,7 +3,7 @@
 Resumable: re-running the same command continues from RUN/checkpoint.pt (models, optimisers, step, RNG).
 Multi-process: ``torchrun --nproc_per_node=N -m forge.cli forge train ...`` (NCCL on GPUs, gloo on CPU).
 
-  faceforge forge train --config cpu64 --data out/sample_cache64 --out out/run64 --minutes 60
+  faceforge forge train --config cpu128wg --data out/cache128_all --out out/run128 --minutes 60
 """
 
 from __future__ import annotations

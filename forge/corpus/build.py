@@ -237,7 +237,7 @@ def run_job(corpus: Path, job: plan.Job, cfg: CorpusConfig, bank: SourceBank, mo
 # ---------------------------------------------------------------- the build
 def is_done(part: Path, job: plan.Job, models: render.Renderers) -> bool:
     """A job is done when its part file exists, and (GAN fakes) was rendered by the current
-    checkpoint: a re-run after a new ``talker64.pt`` re-renders the GAN items, nothing else."""
+    checkpoint: a re-run after a new ``talker128.pt`` re-renders the GAN items, nothing else."""
     if not part.exists():
         return False
     if job.generator != "fewshot":

@@ -88,8 +88,9 @@ class CorpusConfig:
         GeneratorSpec("warp", None, (1,)),
     )
     checkpoint: str | None = None                           # Talker checkpoint (None: the shipped one)
-    talker_resize: bool = False                             # a Talker of another resolution renders at its
-                                                            #    own size, resized to ``resolution``
+    talker_resize: bool = True                              # a Talker of another resolution renders at its
+                                                            #    own size, resized to ``resolution`` (the
+                                                            #    shipped one renders 128 px)
     compressions: tuple[str, ...] = COMPRESSIONS            # variants written for every item
     jpeg_quality: int = 75                                  # JPEG-per-frame variant quality
     split_ratios: tuple[float, ...] = (0.6, 0.2, 0.2)       # train, val, test (over identities)
