@@ -293,4 +293,10 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    try:
+        main()
+    except FaceforgeError as e:  # e.g. no corpus built yet: one clear line, not a traceback
+        print(f"faceforge: error: {e}", file=sys.stderr)
+        sys.exit(2)
