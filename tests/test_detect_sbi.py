@@ -233,3 +233,16 @@ def test_main_job_reports_the_default_detector(tmp_path):
     section(rep, d)
     md = to_markdown(rep)
     assert "shipped default detector" in md and "fakes: warp" in md and "this corpus, test split" in md
+
+
+def test_check_a_file_gets_the_default_verdict_and_its_frames(sample_portrait):
+    """The dashboard's Check-a-file call: the shipped detector's row plus the crops of the frames that
+    drove it (a photo: its one face)."""
+    from dashboard.checks import score_with_default
+
+    d = score_with_default(sample_portrait)
+    assert d["available"] and d["detector"] == "blend_cnn" and d["row"]["status"] == "ok"
+    (index, score, crop), = d["frames"]
+    assert index == 0 and 0.0 <= score <= 1.0 and crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    missing = score_with_default(sample_portrait.parent / "nope.jpg")
+    assert missing["available"] and missing["row"]["status"] == "error"
