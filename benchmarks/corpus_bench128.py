@@ -72,6 +72,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "bench128"))
     ap.add_argument("--wall", default="", help="free text: the wall-clock spans of the build (from its log)")
+    ap.add_argument("--name", default="corpus_bench128", help="results file stem (e.g. for a probe shard)")
     args = ap.parse_args(argv)
     corpus = Path(args.corpus)
     if not (corpus / "corpus.json").is_file():
@@ -99,7 +100,7 @@ def main(argv=None) -> dict:
         "timing": timings(corpus, jobs), "wall_clock": args.wall,
         "software": card.get("software"), "merged": card.get("merged"), "created": card.get("created"),
     }
-    write_json_atomic(RESULTS / "corpus_bench128.json", out)
+    write_json_atomic(RESULTS / f"{args.name}.json", out)
     print(json.dumps({k: out[k] for k in ("complete", "jobs", "test_videos_per_compression_and_family",
                                           "test_cells_below_50")}, indent=1))
     return out
