@@ -21,6 +21,7 @@ from core.common import FaceforgeError
 
 SCHEMA_VERSION = 2  # 2: short_id (low 32 bits of the payload), filled in on open for older stores
 SHORT_BITS = 32         # a short watermark payload: the low 32 bits of the render's payload
+LOCK_RETRIES = 40       # ~40 s of retries when another process holds the store's write lock
 PHASH_HINT_DISTANCE = 6  # Hamming distance (of 64 bits) under which a pHash match is reported as a hint
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS renders (
@@ -47,6 +48,18 @@ _COLUMNS = ("payload", "short_id", "sha256", "phash", "path", "mime", "manifest_
             "generation_json", "actions", "ingredients", "created_at")
 
 
+def _retry_locked(fn, attempts: int = LOCK_RETRIES):
+    """Run ``fn``; retry while SQLite says the database is locked (a statement that cannot wait on the
+    busy handler, e.g. a journal-mode switch while another shard writes)."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.05 * (i + 1))
+
+
 def payload_hex(payload: int | None) -> str | None:
     return None if payload is None else f"{int(payload) & ((1 << 64) - 1):016x}"
 
@@ -65,13 +78,19 @@ class Store:
         try:
             self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._db.commit()
+            _retry_locked(self._open_schema)
         except sqlite3.DatabaseError as e:
             raise FaceforgeError(f"provenance store {self.path} is not usable: {e}") from None
+
+    def _open_schema(self) -> None:
+        # Several shards may open one store at once: switching to WAL needs the write lock, so only the
+        # first opener does it, and a busy store is retried (see _retry_locked) instead of failing.
+        if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._db.commit()
 
     def _migrate(self) -> None:
         """Version 1 stores have no short_id column: add it and fill it from the payloads."""
@@ -108,11 +127,12 @@ class Store:
                json.dumps(manifest, default=str) if manifest is not None else None,
                json.dumps(generation, default=str) if generation is not None else None,
                json.dumps(list(actions)), json.dumps([str(i) for i in ingredients]), time.time())
-        with self._db:
-            cur = self._db.execute(
-                f"INSERT OR REPLACE INTO renders ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                row)
-        return int(cur.lastrowid)
+        def insert():
+            with self._db:
+                return self._db.execute(
+                    f"INSERT OR REPLACE INTO renders ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    row)
+        return int(_retry_locked(insert).lastrowid)
 
     def forget(self, path: str | os.PathLike) -> int:
         """Drop every record of ``path`` (a file about to be re-rendered in place, e.g. a corpus job resumed

@@ -447,3 +447,24 @@ def test_store_forget_drops_every_record_of_a_path(tmp_path):
         st.record(sha256="c" * 64, path="items/g2/raw.mp4", payload=3)
         assert st.forget("items/g1/raw.mp4") == 2 and st.forget("items/none.mp4") == 0
         assert len(st) == 1 and st.by_payload(3)[0]["path"] == "items/g2/raw.mp4"
+
+
+def _record_many(path: str, start: int, n: int) -> None:
+    with Store(path) as st:
+        for i in range(start, start + n):
+            st.record(sha256=f"{i:064x}", path=f"items/{i}/raw.mp4", payload=i + 1)
+
+
+def test_store_is_shared_by_concurrent_shards(tmp_path):
+    import multiprocessing as mp
+
+    path = str(tmp_path / "shared.sqlite")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_record_many, args=(path, k * 40, 40)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with Store(path) as st:
+        assert len(st) == 120 and sorted(st.payloads()) == list(range(1, 121))
