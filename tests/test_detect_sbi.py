@@ -164,7 +164,7 @@ def test_sbi_training_fits_a_feature_detector_once(face, tmp_path):
     fake, mask = self_blend(img, lm, 0)
     assert not np.allclose(frame_features(fake, lm), f_real)      # the blend moves the statistics
     cfg = SBITrainConfig(detector="blend_stats", image_size=64, feature_pairs=24, val_frames=3, threads=1,
-                         val_people=("p_val",), test_people=("p_test",))
+                         val_people=("p_val",), test_people=("p_test",), extra={"max_iter": 10})
     m = train_sbi(TinyCache(face), tmp_path / "stats", cfg, progress=False)
     assert m["done"] and m["steps"] == 1 and (tmp_path / "stats" / "model.joblib").is_file()
     assert m["params"] > 0 and np.isfinite(m["val"]["video_raw"]["auc"])
@@ -199,7 +199,7 @@ def test_ensemble_assembles_runs_and_stacks_on_validation(face, tmp_path):
 
     cache = TinyCache(face)
     base = dict(image_size=64, feature_pairs=24, val_frames=3, threads=1, val_people=("p_val",),
-                test_people=("p_test",))
+                test_people=("p_test",), extra={"max_iter": 10})
     runs = {}
     for name in ("blend_stats", "frequency"):
         train_sbi(cache, tmp_path / name, SBITrainConfig(detector=name, **base), progress=False)
