@@ -229,6 +229,7 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
     from detect.registry import get_detector_class
     from forge.data.cache import PreparedCache
 
+    cache = cache if hasattr(cache, "videos_of") else PreparedCache(cache)   # or any object with its methods
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "sbi_train.yaml").is_file():
@@ -237,7 +238,6 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
             raise FaceforgeError(f"{out} holds an SBI run with a different config; choose a new --out")
     save_config(cfg, out / "sbi_train.yaml")
     save_config(detect_config(cfg), out / "config.yaml")
-    cache = cache if hasattr(cache, "videos_of") else PreparedCache(cache)   # or any object with its methods
     train_people, val_people = split_people(cache, cfg)
     tr, va = load_people(cache, train_people), load_people(cache, val_people)
     val_videos = validation_set(va, cfg)
