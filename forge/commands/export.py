@@ -1,6 +1,6 @@
 """Export a training checkpoint to the small fp16 inference file (G + E + P, plus D's V for FT).
 
-  faceforge forge export --checkpoint out/wg/run_wg2 --out forge/weights/talker128.pt
+  faceforge forge export --checkpoint out/wg/run_wg3 --out forge/weights/talker128.pt
 """
 
 from __future__ import annotations
