@@ -59,22 +59,14 @@ def external_faces(paths, crop: int, max_frames: int, cache_file: Path) -> dict:
 
 
 def family_aucs(df, score: str = "score") -> dict:
-    """AUC of each generator's fakes against all real videos, and their mean."""
-    from detect.metrics import auc
+    """AUC of each generator's fakes against all real videos (``detect.metrics.family_auc``), and their mean."""
+    from detect.metrics import average_family_auc, family_auc
 
-    real = df[df.y == 0]
-    per = {}
-    for gen, fakes in df[df.y == 1].groupby("generator"):
-        both = pd_concat(real, fakes)
-        per[gen] = {"auc": auc(both.y, both[score]), "n_fake": int(len(fakes)),
-                    "mean_p_fake": float(fakes[score].mean())}
-    return {"per_family": per, "mean": float(np.mean([v["auc"] for v in per.values()]))}
-
-
-def pd_concat(a, b):
-    import pandas as pd
-
-    return pd.concat([a, b], ignore_index=True)
+    aucs = family_auc(df.y, df[score], df.generator)
+    fakes = df[df.y == 1].groupby("generator")[score]
+    per = {gen: {"auc": aucs[gen], "n_fake": int(fakes.size()[gen]), "mean_p_fake": float(fakes.mean()[gen])}
+           for gen in aucs}
+    return {"per_family": per, "mean": average_family_auc(df.y, df[score], df.generator)}
 
 
 def plot(df, path: Path, title: str) -> None:
