@@ -11,7 +11,7 @@ Face detection (dlib) is not included: it is the same for every detector.
 
 Baseline in the same run: the feature detectors' feature extraction + classifier (fitted on a tiny
 random set so they can predict), timed the same way. Writes ``benchmarks/results/detect_cost.json``.
-Training time per detector lives in ``detect_studies.json`` (``cost.train_seconds``).
+Training time per detector: ``seconds_this_call`` of each trained run in ``detect_studies.json``.
 """
 
 from __future__ import annotations
