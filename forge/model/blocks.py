@@ -151,6 +151,21 @@ class ResBlockUp(nn.Module):
         return h + s
 
 
+def down_path(cin: int, chans: list[int], resolution: int, attn_res: int,
+              preact_first: bool = True) -> tuple[nn.ModuleList, int]:
+    """G's encoder: one instance-norm residual down block per entry of ``chans`` (from ``cin`` channels at
+    ``resolution``), self-attention after the block whose output is ``attn_res``. ``preact_first=False``
+    when the first block sees the raw input. Returns the blocks and the resolution after them."""
+    down, res = [], resolution
+    for i, c in enumerate(chans):
+        down.append(ResBlockDown(cin, c, norm="instance", preact=preact_first or i > 0))
+        res //= 2
+        if res == attn_res:
+            down.append(SelfAttention(c))
+        cin = c
+    return nn.ModuleList(down), res
+
+
 def channel_plan(n_blocks: int, base: int, maximum: int) -> list[int]:
     """Output channels of ``n_blocks`` successive downsampling blocks: base, 2 base, ... capped."""
     return [min(base * 2**i, maximum) for i in range(n_blocks)]

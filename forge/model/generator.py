@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from forge.config import ModelConfig
-from forge.model.blocks import (ResBlockAdaIN, ResBlockDown, ResBlockUp, SelfAttention, add_spectral_norm,
-                                channel_plan)
+from forge.model.blocks import ResBlockAdaIN, ResBlockUp, SelfAttention, add_spectral_norm, channel_plan, down_path
 
 
 class Generator(nn.Module):
@@ -20,14 +19,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         chans = channel_plan(cfg.g_down_blocks, cfg.base_channels, cfg.max_channels)
         # encoder of the landmark image: residual down blocks with (non-adaptive) instance norm
-        down, res, cin = [], cfg.resolution, 3
-        for i, c in enumerate(chans):
-            down.append(ResBlockDown(cin, c, norm="instance", preact=i > 0))
-            res //= 2
-            if res == cfg.attn_down_res:
-                down.append(SelfAttention(c))
-            cin = c
-        self.down = nn.ModuleList(down)
+        self.down, res = down_path(3, chans, cfg.resolution, cfg.attn_down_res, preact_first=False)
+        cin = chans[-1]
         # bottleneck and decoder: AdaIN residual blocks, then up blocks back to S
         self.res = nn.ModuleList(ResBlockAdaIN(cin) for _ in range(cfg.g_res_blocks))
         up, ups_out = [], list(reversed(chans[:-1])) + [chans[0]]

@@ -30,7 +30,7 @@ from torch import nn
 from forge.config import ModelConfig
 from forge.guide import GUIDE_CHANNELS
 from forge.model.blocks import (ResBlockAdaIN, ResBlockDown, ResBlockUp, SelfAttention, add_spectral_norm,
-                                channel_plan, conv1)
+                                channel_plan, conv1, down_path)
 
 LANDMARK_CHANNELS = 3
 DESIGN = ("warp_guided G: input = landmark image + the nearest fit frame piecewise-affine-warped to the target "
@@ -72,14 +72,8 @@ class WarpGuidedGenerator(nn.Module):
         chans = channel_plan(cfg.g_down_blocks, cfg.base_channels, cfg.max_channels)
         cin = LANDMARK_CHANNELS + GUIDE_CHANNELS
         self.stem = ResBlockDown(cin, chans[0], norm="instance", preact=False, down=False)  # full-res features
-        down, res, cin = [], cfg.resolution, chans[0]
-        for c in chans:
-            down.append(ResBlockDown(cin, c, norm="instance"))
-            res //= 2
-            if res == cfg.attn_down_res:
-                down.append(SelfAttention(c))
-            cin = c
-        self.down = nn.ModuleList(down)
+        self.down, res = down_path(chans[0], chans, cfg.resolution, cfg.attn_down_res)
+        cin = chans[-1]
         self.res = nn.ModuleList(ResBlockAdaIN(cin) for _ in range(cfg.g_res_blocks))
         up, skips = [], []
         skip_chans = [chans[0], *chans[:-1]][::-1]                      # encoder features at each up output size
