@@ -10,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.watermark import square
+
 RES = 128
 PAYLOADS = (0x5EED000000000001, 0x5EED00000000C0DE, 0x5EED0000DEADBEEF, 0x5EED00000000FACE)
-
-
-def _square(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    h, w, _ = img.shape
-    s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _strip_crf28(src: Path, dst: Path) -> Path:
@@ -68,7 +61,7 @@ def test_corpus_renders_are_recovered_after_crf28_reencode(tmp_path, sample_dir)
     (tmp_path / "corpus").mkdir()
     verdicts = {}
     for payload, video in zip(PAYLOADS, ("d11", "d12", "d18", "hdtf_wda_katiehill")):
-        frames = np.stack([_square(f, RES) for f in read_frames(sample_dir / "videos" / f"{video}.mp4", max_frames=10)])
+        frames = np.stack([square(f, RES) for f in read_frames(sample_dir / "videos" / f"{video}.mp4", max_frames=10)])
         marked = prov.embed(frames, payload)                                    # (10, 128, 128, 3)
         raw = write_video(tmp_path / f"{video}_raw.mp4", marked, fps=25.0)      # lossless, as the corpus writes
         signed = tmp_path / f"{video}.mp4"

@@ -3,13 +3,13 @@ store's short ids and `verify` on 128 px files."""
 
 from __future__ import annotations
 
-import io
 import math
 import sqlite3
 
 import numpy as np
 import pytest
 
+from benchmarks.watermark import jpeg, square
 from provenance import api, ecc
 from provenance import watermark as wm
 from provenance.store import Store, short_id
@@ -17,23 +17,6 @@ from provenance.watermark import search
 
 PAYLOAD = 0x0123456789ABCDEF
 SHORT = PAYLOAD & 0xFFFFFFFF
-
-
-def _square(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    h, w, _ = img.shape
-    s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def _jpeg(x: np.ndarray, q: int) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(x).save(buf, "JPEG", quality=q)
-    return np.array(Image.open(buf).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +30,7 @@ def frames(sample_dir) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def face128(frames) -> np.ndarray:
-    return _square(frames[0], 128)
+    return square(frames[0], 128)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +73,7 @@ def test_code_tail_is_the_smaller_of_the_crc_and_the_codeword_bound():
 def test_128px_image_carries_the_short_id(face128, marked128):
     psnr = 10 * np.log10(255.0 ** 2 / np.mean((marked128.astype(float) - face128) ** 2))
     assert 40.0 <= psnr <= 42.0
-    for x in (marked128, _jpeg(marked128, 50)):
+    for x in (marked128, jpeg(marked128, 50)):
         res = wm.decode(x)
         assert res.detected and res.payload_bits == 32 and res.payload == SHORT, res
         assert res.is_short and res.p_value < 1e-6
@@ -98,12 +81,12 @@ def test_128px_image_carries_the_short_id(face128, marked128):
 
 
 def test_256px_image_still_carries_the_full_payload(frames):
-    res = wm.decode(wm.embed(_square(frames[1], 256), PAYLOAD))
+    res = wm.decode(wm.embed(square(frames[1], 256), PAYLOAD))
     assert res.detected and res.payload_bits == 64 and res.payload == PAYLOAD
 
 
 def test_short_clip_reads_from_the_mean_of_its_frames(frames):
-    clip = np.stack([_square(f, 128) for f in frames])                        # (6, 128, 128, 3)
+    clip = np.stack([square(f, 128) for f in frames])                        # (6, 128, 128, 3)
     marked = wm.embed(clip, PAYLOAD)
     res = wm.decode(marked[::2])                                              # half the frames dropped
     assert res.n_frames == 3 and res.detected and res.payload == SHORT
@@ -111,7 +94,7 @@ def test_short_clip_reads_from_the_mean_of_its_frames(frames):
 
 def test_no_false_positive_on_unmarked_128px_frames_and_noise(frames):
     rng = np.random.default_rng(7)
-    imgs = [_square(f, 128) for f in frames] + [(rng.random((128, 128, 3)) * 255).astype(np.uint8)]
+    imgs = [square(f, 128) for f in frames] + [(rng.random((128, 128, 3)) * 255).astype(np.uint8)]
     decoys = [int(v) for v in rng.integers(0, 2 ** 63, size=500)]
     for img in imgs:
         for cands in (None, decoys):
