@@ -106,11 +106,8 @@ def folder_metrics(videos, threshold: float, n_boot: int = M.DEFAULT_BOOTSTRAP, 
     cl = _clusters(ok, cluster)
     overall = _cell(y, s, n_boot, seed, cl)
     overall.update(M.summary(y, s, threshold) | {"auc_ci95": overall["auc_ci95"]})
-    real = y == 0
-    by_gen = {}
-    for g in sorted({str(v) for v in fam[y == 1]}):
-        m = real | ((y == 1) & (fam.astype(str) == g))
-        by_gen[g] = _cell(y[m], s[m], n_boot, seed, None if cl is None else cl[m])
+    by_gen = {g: _cell(y[m], s[m], n_boot, seed, None if cl is None else cl[m])
+              for g, m in M.family_masks(y, fam).items()}
     avg = M.bootstrap_ci(y, s, M.average_family_auc, n_boot=n_boot, seed=seed, clusters=cl, families=fam)
     out = {"video": overall, "by_generator": by_gen,
            "family_average_auc": {"auc": avg["value"], "auc_ci95": _bounds(avg), "n_families": len(by_gen)},

@@ -178,17 +178,19 @@ def rank_auc(y, s) -> float:
     return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def family_auc(y, s, families) -> dict[str, float]:
-    """AUC of each fake family (``families[i]`` of each fake; reals' entries are ignored) against
-    all the reals."""
-    y, s = _arrays(y, s)
-    fam = np.asarray(families, dtype=object).ravel()
+def family_masks(y, families) -> dict[str, np.ndarray]:
+    """Per fake family (``families[i]`` of each fake; reals' entries are ignored), sorted by name: the
+    boolean mask of that family's fakes and all the reals."""
+    y = np.asarray(y, dtype=np.int64).ravel()
+    fam = np.asarray(families, dtype=object).ravel().astype(str)
     real = y == 0
-    out = {}
-    for f in sorted({str(v) for v in fam[y == 1]}):
-        m = real | ((y == 1) & (fam.astype(str) == f))
-        out[f] = rank_auc(y[m], s[m])
-    return out
+    return {f: real | ((y == 1) & (fam == f)) for f in sorted({str(v) for v in fam[y == 1]})}
+
+
+def family_auc(y, s, families) -> dict[str, float]:
+    """AUC of each fake family against all the reals (``family_masks``)."""
+    y, s = _arrays(y, s)
+    return {f: rank_auc(y[m], s[m]) for f, m in family_masks(y, families).items()}
 
 
 def average_family_auc(y, s, families) -> float:
@@ -198,14 +200,19 @@ def average_family_auc(y, s, families) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _resample(rng: np.random.Generator, idx: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
-    """Indices drawn with replacement from ``idx``; with ``clusters``, whole clusters are drawn."""
+def _groups(idx: np.ndarray, clusters: np.ndarray | None) -> list[np.ndarray] | None:
+    """The members of ``idx`` per cluster (sorted cluster keys), found once per bootstrap."""
     if clusters is None:
+        return None
+    return [idx[clusters[idx] == k] for k in np.unique(clusters[idx])]
+
+
+def _resample(rng: np.random.Generator, idx: np.ndarray, groups: list[np.ndarray] | None) -> np.ndarray:
+    """Indices drawn with replacement from ``idx``; with ``groups`` (``_groups``), whole clusters are drawn."""
+    if groups is None:
         return rng.choice(idx, size=idx.size, replace=True)
-    keys = np.unique(clusters[idx])
-    pick = rng.choice(keys, size=keys.size, replace=True)
-    members = {k: idx[clusters[idx] == k] for k in keys}
-    return np.concatenate([members[k] for k in pick])
+    pick = rng.choice(len(groups), size=len(groups), replace=True)
+    return np.concatenate([groups[k] for k in pick])
 
 
 def bootstrap_ci(y, s, statistic=None, *, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
@@ -231,7 +238,8 @@ def bootstrap_ci(y, s, statistic=None, *, n_boot: int = DEFAULT_BOOTSTRAP, seed:
         return out
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    vals = np.array([value(np.concatenate([_resample(rng, neg, cl), _resample(rng, pos, cl)]))
+    g_pos, g_neg = _groups(pos, cl), _groups(neg, cl)
+    vals = np.array([value(np.concatenate([_resample(rng, neg, g_neg), _resample(rng, pos, g_pos)]))
                      for _ in range(int(n_boot))])                                # (n_boot,)
     vals = vals[np.isfinite(vals)]
     if vals.size:
