@@ -69,16 +69,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.chmod(tmp, _default_mode())
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _replace_on_success(tmp, path), os.fdopen(fd, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -91,8 +85,15 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _default_mode())
-    try:
+    with _replace_on_success(tmp, path):
         yield Path(tmp)
+
+
+@contextlib.contextmanager
+def _replace_on_success(tmp: str, path: Path) -> Iterator[None]:
+    """Rename ``tmp`` over ``path`` when the block succeeds; remove ``tmp`` when it fails."""
+    try:
+        yield
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
