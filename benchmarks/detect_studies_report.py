@@ -66,15 +66,6 @@ def markdown(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _heatmap(ax, mat: dict, title: str) -> None:
     rows = list(mat)
     cols = [c for c in dict.fromkeys(k for row in mat.values() for k in row)]
@@ -99,6 +90,8 @@ def _save(fig, path: Path, dpi: int) -> None:
 
 
 def plot_matrices(results: dict, path: Path) -> None:
+    from detect.metrics import _figure
+
     plt = _figure()
     studies = ("cross_generator", "cross_compression")
     dets = [d for d, r in results["detectors"].items() if any(r.get(s) for s in studies)]
@@ -120,6 +113,8 @@ def plot_matrices(results: dict, path: Path) -> None:
 
 
 def plot_robustness(results: dict, path: Path) -> None:
+    from detect.metrics import _figure
+
     plt = _figure()
     curves = {d: r["robustness"]["curves"] for d, r in results["detectors"].items() if r.get("robustness")}
     if not curves:

@@ -184,7 +184,9 @@ class Source:
 
 
 def is_prepared_cache(path: Path) -> bool:
-    return path.is_dir() and (path / "prepare.yaml").is_file() and (path / "videos.parquet").is_file()
+    from forge.data.cache import CONFIG_FILE, VIDEOS_TABLE
+
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / VIDEOS_TABLE).is_file()
 
 
 def cache_sources(root: Path, base: Path | None = None) -> list[Source]:
