@@ -47,5 +47,10 @@ def perceptual_loss(a_chips: torch.Tensor, b_chips: torch.Tensor, net=None,
                     layers: tuple[str, ...] = PERCEPTUAL_LAYERS) -> torch.Tensor:
     """Sum over ``layers`` of the mean L1 between channel-normalised activations -> scalar."""
     net = _net(net, a_chips)
-    fa, fb = net.features(a_chips), net.features(b_chips)
-    return sum(F.l1_loss(_unit_channels(fa[name]), _unit_channels(fb[name])) for name in layers)
+    return feature_distance(net.features(a_chips), net.features(b_chips), layers)
+
+
+def feature_distance(a_features: dict[str, torch.Tensor], b_features: dict[str, torch.Tensor],
+                     layers: tuple[str, ...] = PERCEPTUAL_LAYERS) -> torch.Tensor:
+    """The perceptual loss on precomputed ``net.features`` of both sides -> scalar."""
+    return sum(F.l1_loss(_unit_channels(a_features[name]), _unit_channels(b_features[name])) for name in layers)

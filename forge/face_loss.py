@@ -40,9 +40,7 @@ class FaceNetLoss(nn.Module):
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor, landmarks: torch.Tensor) -> dict[str, torch.Tensor]:
         # fake, real (B, 3, S, S) in [-1, 1], landmarks (B, 68, 2) of the target -> weighted terms
-        import torch.nn.functional as F
-
-        from faces.losses import PERCEPTUAL_LAYERS, descriptor_distance
+        from faces.losses import descriptor_distance, feature_distance
 
         if self.net.mean_rgb.device != fake.device:
             from faces import IdentityNet
@@ -55,8 +53,6 @@ class FaceNetLoss(nn.Module):
         if self.identity_weight:  # faces.identity_loss, sharing the features with the perceptual term
             d = descriptor_distance(self.net.embed(fa["stage5"]), self.net.embed(fb["stage5"]), "cosine")
             terms["cnt_id"] = self.identity_weight * d.mean()
-        if self.perceptual_weight:  # faces.perceptual_loss on the same features
-            unit = lambda t: t / (t.norm(dim=1, keepdim=True) + 1e-8)  # noqa: E731 (channel-normalised, as LPIPS)
-            terms["cnt_face"] = self.perceptual_weight * sum(F.l1_loss(unit(fa[k]), unit(fb[k]))
-                                                             for k in PERCEPTUAL_LAYERS)
+        if self.perceptual_weight:  # faces.perceptual_loss on the same features (feature_distance)
+            terms["cnt_face"] = self.perceptual_weight * feature_distance(fa, fb)
         return terms
