@@ -42,11 +42,11 @@ def new_payload(store: Store | str | os.PathLike | None = None) -> int:
     """A fresh random 64-bit watermark payload (nonzero). With a store, its low 32 bits -- the short id
     that a small image's watermark carries instead -- are also new to the store, so that a short read
     names one render."""
-    while True:
-        payload = secrets.randbits(64) or 1
-        if store is None:
-            return payload
-        with _open_store(store) as st:
+    if store is None:
+        return secrets.randbits(64) or 1
+    with _open_store(store) as st:
+        while True:
+            payload = secrets.randbits(64) or 1
             if not st.short_id_taken(payload):
                 return payload
 
@@ -378,7 +378,9 @@ def _verdict_without_manifest(out: dict, wm, store, path: Path) -> None:
 
 def _wm_hex(wm) -> str:
     """The payload a watermark result carries, in hex (8 digits for a 32-bit short store index)."""
-    return wm.to_dict()["payload"]
+    from .watermark import payload_text
+
+    return payload_text(wm.payload, wm.payload_bits)
 
 
 def _wm_name(wm) -> str:
