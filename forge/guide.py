@@ -44,7 +44,7 @@ def warp_guide(frames: np.ndarray, landmarks: np.ndarray, target_landmarks: np.n
     frames (T, S, S, 3) uint8, landmarks (T, 68, 2), target_landmarks (N, 68, 2) in the same pixel frame
     -> (warped (N, S, S, 3) uint8, validity (N, S, S) float32 in [0, 1]). ``pick`` (N,) overrides the
     nearest-landmark choice of source frame."""
-    from forge.warp import control_points, opened_mouth, remap, shade_mouth, triangulate, warp_maps
+    from forge.warp import control_points, darken_mouth, opened_mouth, remap, triangulate, warp_maps
 
     frames = np.asarray(frames)
     src_lm = np.asarray(landmarks, np.float64)
@@ -66,9 +66,10 @@ def warp_guide(frames: np.ndarray, landmarks: np.ndarray, target_landmarks: np.n
             meshes[t] = (pts, triangulate(pts))
         src_pts, tris = meshes[t]
         map_x, map_y = warp_maps(src_pts, control_points(tgt_lm[i], h, w), tris, h, w)  # (S, S) each
-        warped[i] = shade_mouth(remap(frames[t], map_x, map_y), src_lm[t], tgt_lm[i])
+        opened = opened_mouth((h, w), src_lm[t], tgt_lm[i])            # (S, S): as shade_mouth
+        warped[i] = darken_mouth(remap(frames[t], map_x, map_y), opened)
         inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        valid[i] = inside * (1.0 - opened_mouth((h, w), src_lm[t], tgt_lm[i]))
+        valid[i] = inside * (1.0 - opened)
     return warped, valid
 
 

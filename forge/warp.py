@@ -164,10 +164,14 @@ def opened_mouth(shape: tuple[int, int], source_landmarks: np.ndarray, target_la
 def shade_mouth(image: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
     """Darken the inner-mouth polygon of a warped frame by how much wider it is than the source's
     (a closed source mouth stretched open would otherwise show smeared lips). (H, W, 3) -> (H, W, 3)."""
-    opened = opened_mouth(image.shape[:2], source_landmarks, target_landmarks)[..., None]  # (H, W, 1)
+    return darken_mouth(image, opened_mouth(image.shape[:2], source_landmarks, target_landmarks))
+
+
+def darken_mouth(image: np.ndarray, opened: np.ndarray) -> np.ndarray:
+    """``shade_mouth`` with its ``opened_mouth`` mask (H, W) already computed. (H, W, 3) -> (H, W, 3)."""
     if not opened.any():
         return image
-    factor = 1.0 - (1.0 - MOUTH_DARKEN) * opened                       # (H, W, 1)
+    factor = 1.0 - (1.0 - MOUTH_DARKEN) * opened[..., None]            # (H, W, 1)
     return np.clip(image * factor + 0.5, 0, 255).astype(np.uint8)
 
 
