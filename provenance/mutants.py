@@ -144,7 +144,11 @@ def mutants(data: bytes, n: int, seed: int, kinds=KINDS) -> list[Mutant]:
 
 
 def _flip(buf: bytearray, lo: int, hi: int, rng, n_max: int = MAX_FLIPS) -> str:
-    offs = rng.integers(lo, hi, size=int(rng.integers(1, n_max + 1)))
+    return _flip_at(buf, rng.integers(lo, hi, size=int(rng.integers(1, n_max + 1))), rng)
+
+
+def _flip_at(buf: bytearray, offs, rng) -> str:
+    """XOR a random nonzero byte into ``buf`` at each offset; the mutant's detail."""
     for o in offs:
         buf[o] ^= int(rng.integers(1, 256))
     return "flip@" + ",".join(str(int(o)) for o in sorted(offs))
@@ -160,10 +164,7 @@ def _flip_container_header(buf, span, rng):
 
 def _flip_media(buf, span, rng):
     outside = np.r_[FILE_HEADER_BYTES:span.start, span.end:len(buf)]    # (M,) offsets outside the manifest
-    offs = rng.choice(outside, size=int(rng.integers(1, MAX_FLIPS + 1)))
-    for o in offs:
-        buf[o] ^= int(rng.integers(1, 256))
-    return buf, "flip@" + ",".join(str(int(o)) for o in sorted(offs))
+    return buf, _flip_at(buf, rng.choice(outside, size=int(rng.integers(1, MAX_FLIPS + 1))), rng)
 
 
 def _flip_file_header(buf, span, rng):
