@@ -183,13 +183,6 @@ class Renderers:
         return self._person
 
 
-def draw_all(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """(N, 68, 2) -> landmark images (N, size, size, 3) uint8."""
-    from forge.data.rasterize import draw_landmarks
-
-    return np.stack([draw_landmarks(lm, size) for lm in landmarks])
-
-
 def target_landmarks(job: Job, src: SourceClip, drv: SourceClip, src_clip: slice, drv_clip: slice,
                      ref0: int) -> np.ndarray:
     """The landmarks the fake must show: (N, 68, 2)."""
@@ -203,21 +196,11 @@ def target_landmarks(job: Job, src: SourceClip, drv: SourceClip, src_clip: slice
     return drv_lm.copy()
 
 
-def resize_clip(frames: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, S, S, 3), (N, 68, 2) -> the same at ``size`` px (area when shrinking, cubic when growing)."""
-    import cv2
-
-    S = frames.shape[1]
-    if S == size:
-        return frames, landmarks
-    interp = cv2.INTER_AREA if size < S else cv2.INTER_CUBIC
-    out = np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])   # (N, size, size, 3)
-    return out, (landmarks * (size / S)).astype(np.float32)
-
-
 def render_fewshot(job: Job, src: SourceClip, refs: np.ndarray, target: np.ndarray, cfg: CorpusConfig,
                    models: Renderers) -> np.ndarray:
     """Fit (cached per fit key) and render at the Talker's side -> (N, S, S, 3) at the spec's side."""
+    from forge.evaluate import resize_clip
+
     r = models.render_resolution
     ref_frames, ref_lm = resize_clip(src.frames[refs], src.landmarks[refs], r)           # (T, r, r, 3)
     person = models.person(job, ref_frames, ref_lm)                                      # (T, 68, 2) coordinates
