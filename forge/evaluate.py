@@ -166,12 +166,11 @@ def _cached_row(row_path: Path, chash: str):
         return saved, (z["fake"], z["real"], z["eval_frames"], z["landmarks"])
 
 
-def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash: str):
+def _run_jobs(cache, out: Path, jobs, talker, size: int, cfg: EvalConfig, chash: str, scorer: Scorer):
     """Render + score every (video, method, T) job, resuming from OUT/rows/.
     Returns rows, skipped, previews {key: (fake, real, eval idx, landmarks)}."""
     from tqdm import tqdm
 
-    scorer = Scorer(cfg)
     rows, skipped, previews, loaded = [], [], {}, {}
     for video_id, method, t in tqdm(jobs, desc="eval", unit="fit"):
         key, row_path = (video_id, method, t), out / "rows" / f"{_row_key(video_id, method, t)}.json"
@@ -236,12 +235,14 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
     save_config(cfg, out / "eval_config.yaml")
     videos = resolve_videos(cache, cfg.holdout)
     jobs = [(v, m, t) for v in videos for t in cfg.t_values for m in methods if m != "ft" or cfg.fine_tuned(t)]
-    rows, skipped, previews = _run_jobs(cache, out, jobs, talker, size, cfg, _config_hash(cfg, sha, cache.root))
+    scorer = Scorer(cfg)
+    rows, skipped, previews = _run_jobs(cache, out, jobs, talker, size, cfg, _config_hash(cfg, sha, cache.root),
+                                        scorer)
     table = pd.DataFrame(rows).drop(columns=["config_hash"], errors="ignore")
     if table.empty:
         raise FaceforgeError(f"nothing was evaluated ({len(skipped)} skipped: "
                              f"{skipped[0]['reason'] if skipped else 'no jobs'})")
-    summary, fid_note = summarise(table, previews, cfg)
+    summary, fid_note = summarise(table, previews, cfg, scorer.encoder)   # the scorer's encoder: loaded once
     sensitivity = person_sensitivity(cache, videos, talker, size)
     if sensitivity is not None and sensitivity < PERSON_SENSITIVITY_MIN:
         notes.append(f"FF renders barely depend on the fitted person (mean |difference| {sensitivity:.2f} "
