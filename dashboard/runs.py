@@ -47,7 +47,7 @@ def find_runs(runs_root: str | Path | None, max_depth: int = 2) -> list[RunInfo]
                 real = _resolved_dir(c)
                 if real is None or c.name.startswith("."):
                     continue
-                if real != root and root not in real.parents:   # a symlink out of the root: not read
+                if not _under(root, real):                      # a symlink out of the root: not read
                     found.append(RunInfo(name=str(c.relative_to(root)), path=c, config={}, evals=(), metrics={
                         "error": f"links outside the runs root ({real}); not read"}))
                     continue
@@ -61,6 +61,11 @@ def _inside(root: Path, p: Path) -> bool:
         real = p.resolve()
     except (OSError, RuntimeError):
         return False
+    return _under(root, real)
+
+
+def _under(root: Path, real: Path) -> bool:
+    """True when the resolved path ``real`` is ``root`` or inside it."""
     return real == root or root in real.parents
 
 
