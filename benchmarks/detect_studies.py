@@ -293,10 +293,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
+    from benchmarks import run_script
 
-    try:
-        main()
-    except FaceforgeError as e:  # e.g. no corpus built yet: one clear line, not a traceback
-        print(f"faceforge: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)
