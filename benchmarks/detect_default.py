@@ -26,28 +26,16 @@ TARGET_AUC = 0.85
 FACES_CACHE = REPO_ROOT / "out" / "detect_default" / "external_faces.pkl"
 
 
-def external_table(folder: Path):
-    import pandas as pd
-
-    manifest = folder / "MANIFEST.csv"
-    if not manifest.is_file():
-        raise FaceforgeError(f"no MANIFEST.csv in {folder}")
-    df = pd.read_csv(manifest)
-    df["y"] = (df["label"] == "fake").astype(int)
-    df["path"] = [str(folder / f) for f in df["file"]]
-    return df
-
-
 def external_faces(paths, crop: int, max_frames: int, cache_file: Path) -> dict:
     """Faces of the external videos as ``detect.score``'s ``faces_cache`` (dlib is the slow part),
     kept in a local pickle under ``out/`` (derived crops, never in the repository)."""
     import pickle
 
-    from detect.score import _faces
+    from detect.score import _faces, faces_key
 
     found = pickle.loads(cache_file.read_bytes()) if cache_file.is_file() else {}
     for p in paths:
-        key = (str(p), crop, "detect", max_frames, 1, "auto")
+        key = faces_key(p, crop, "detect", max_frames, 1, "auto")
         if key not in found:
             try:
                 found[key] = _faces(Path(p), crop, "detect", max_frames, 1, "auto")
@@ -98,11 +86,12 @@ def main(argv=None) -> dict:
 
     import torch
 
+    from detect.folder import read_manifest
     from detect.metrics import auc
     from detect.score import load_run, score_files
 
     torch.set_num_threads(1)
-    df = external_table(Path(args.external))
+    df = read_manifest(args.external)          # validated; path, y; reals' generator "real"
     lr = load_run(args.model)
     faces = external_faces(df["path"], lr.crop_resolution, args.max_frames, FACES_CACHE)
     t0 = time.perf_counter()

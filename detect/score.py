@@ -90,6 +90,11 @@ def _faces(path: Path, size: int, faces: str, max_frames: int, every: int, backe
     return center_crops(frames, size), None, np.ones(len(frames), bool), index
 
 
+def faces_key(path: str | Path, size: int, faces: str, max_frames: int, every: int, backend: str) -> tuple:
+    """The ``faces_cache`` key of one file's faces, read at one crop side with one set of options."""
+    return (str(path), size, faces, max_frames, every, backend)
+
+
 def top_frames(scores: np.ndarray, valid: np.ndarray, k: int = TOP_FRAMES) -> np.ndarray:
     """Rows of the ``k`` highest-scoring valid frames, highest first ``(<=k,)``."""
     rows = np.flatnonzero(valid) if valid.any() else np.arange(len(scores))
@@ -111,7 +116,7 @@ def score_file(lr: LoadedRun, path: str | Path, *, faces: str = "detect", max_fr
     try:
         if not path.is_file():
             raise FaceforgeError(f"file not found: {path}")
-        key = (str(path), lr.crop_resolution, faces, max_frames, every, backend)
+        key = faces_key(path, lr.crop_resolution, faces, max_frames, every, backend)
         found = faces_cache.get(key) if faces_cache is not None else None
         if found is None:
             found = _faces(path, lr.crop_resolution, faces, max_frames, every, backend)
