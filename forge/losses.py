@@ -102,11 +102,14 @@ class ContentLoss(nn.Module):
 
     @property
     def description(self) -> str:
+        return self.pixel_description + (f" + {self.face.description}" if self.face is not None else "")
+
+    @property
+    def pixel_description(self) -> str:
+        """The terms without the face net (what ``forward`` computes when given no landmarks)."""
         if self.kind.startswith("vgg"):
-            text = f"vgg19 ({self.cfg.vgg19_weights}) x {self.cfg.vgg19_weight} + vggface ({self.cfg.vggface_weights}) x {self.cfg.vggface_weight}, caffe BGR 0-255 input"
-        else:
-            text = f"offline: {self.cfg.scales}-scale L1 x {self.cfg.l1_weight} + (1 - SSIM) x {self.cfg.ssim_weight}"
-        return text + (f" + {self.face.description}" if self.face is not None else "")
+            return f"vgg19 ({self.cfg.vgg19_weights}) x {self.cfg.vgg19_weight} + vggface ({self.cfg.vggface_weights}) x {self.cfg.vggface_weight}, caffe BGR 0-255 input"
+        return f"offline: {self.cfg.scales}-scale L1 x {self.cfg.l1_weight} + (1 - SSIM) x {self.cfg.ssim_weight}"
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         # fake, real (B, 3, S, S) in [-1, 1], landmarks (B, 68, 2) of the target (face-net terms) -> weighted terms

@@ -239,7 +239,7 @@ class Talker:
                 opt_d.step()
                 hist.append({k: round(float(v.detach()), 5) for k, v in terms.items()} | {"loss_d": round(float(loss_d.detach()), 5)})
         G = bake_spectral_norm(G.eval().requires_grad_(False))
-        used = content.description if p_all is not None else content.description.split(" + face net")[0]
+        used = content.description if p_all is not None else content.pixel_description
         return {k: v.detach().half().cpu() for k, v in G.state_dict().items()}, psi.detach()[0], hist, used
 
     # ------------------------------------------------------------------ rendering
