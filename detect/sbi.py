@@ -118,6 +118,17 @@ def blend_mask(image_shape: tuple[int, int], landmarks: np.ndarray, rng: np.rand
     return (mask * rng.choice(cfg.ratios)).astype(np.float32)
 
 
+def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip of ``(B, S, S, 3) uint8`` at one quality."""
+    import cv2
+
+    out = []
+    for im in images:
+        ok, buf = cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else im)
+    return np.ascontiguousarray(np.stack(out))
+
+
 def jitter_source(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
                   cfg: SBIConfig = SBIConfig()) -> np.ndarray:
     """A slightly altered copy of ``image`` (colour, sharpness, frequency, shift and scale) ``(H, W, 3)`` uint8."""
@@ -146,9 +157,7 @@ def jitter_source(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Gener
         small = cv2.resize(x, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
         x = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < cfg.jpeg_p:
-        ok, buf = cv2.imencode(".jpg", x[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 91))])
-        if ok:
-            x = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+        x = jpeg(x[None], int(rng.integers(40, 91)))[0]
     size = face_size(landmarks)
     cx, cy = landmarks.mean(0)
     s = rng.uniform(*cfg.scale)

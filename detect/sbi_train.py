@@ -95,22 +95,11 @@ def split_people(cache, cfg: SBITrainConfig) -> tuple[list[str], list[str]]:
     return train, val
 
 
-def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG round trip of ``(B, S, S, 3) uint8`` at one quality."""
-    import cv2
-
-    out = []
-    for im in images:
-        ok, buf = cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else im)
-    return np.ascontiguousarray(np.stack(out))
-
-
 def training_pairs(people: People, n: int, rng: np.random.Generator, cfg: SBITrainConfig,
                    with_landmarks: bool = False):
     """``n`` real frames and their SBI twins -> images ``(2n, S, S, 3)``, labels ``(2n,)``, masks ``(2n, S, S)``
     (+ landmarks ``(2n, 68, 2)`` with ``with_landmarks``)."""
-    from detect.sbi import self_blend_batch
+    from detect.sbi import jpeg, self_blend_batch
 
     sizes = np.array([len(f) for f in people.frames], np.float64)
     vids = rng.choice(len(sizes), size=n, p=sizes / sizes.sum())
