@@ -42,12 +42,10 @@ def fit_stack(members: dict[str, Detector], val: list) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     names = list(members)
-    if not val:
+    y = np.concatenate([np.full(len(it.frames), it.label) for it in val]) if val else np.zeros(0)   # (F,)
+    if len(np.unique(y)) < 2:        # no val, or one class: equal weights (members are not run)
         return {"members": names, "weights": [1.0 / len(names)] * len(names), "bias": 0.0, "fitted": False}
     z = np.concatenate([member_logits(members, it.frames, it.landmarks) for it in val])      # (F, M)
-    y = np.concatenate([np.full(len(it.frames), it.label) for it in val])
-    if len(np.unique(y)) < 2:
-        return {"members": names, "weights": [1.0 / len(names)] * len(names), "bias": 0.0, "fitted": False}
     lr = LogisticRegression(C=STACK_C, max_iter=1000).fit(z, y)
     return {"members": names, "weights": lr.coef_[0].tolist(), "bias": float(lr.intercept_[0]), "fitted": True}
 
