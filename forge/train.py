@@ -96,17 +96,7 @@ class MetaTrainer:
             if self.cfg.init_from:
                 self._init_from(Path(self.cfg.init_from))
             return
-        from forge.checkpoint import load_checkpoint
-
-        ck = load_checkpoint(path, map_location=self.device)
-        if ck["model_cfg"] != dataclasses.asdict(self.model_cfg):
-            raise FaceforgeError(f"{path} was trained with a different model config; use a new --out")
-        self.E.load_state_dict(ck["E"])
-        self.G.load_state_dict(ck["G"])
-        self.D.load_state_dict(ck["D"])
-        self.opt_g.load_state_dict(ck["opt_g"])
-        self.opt_d.load_state_dict(ck["opt_d"])
-        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
+        ck = self._load_states(path, f"{path} was trained with a different model config; use a new --out")
         self.phases = list(ck.get("meta", {}).get("phases", []))
         torch.set_rng_state(ck["rng"]["torch"].cpu())
         if "cuda" in ck["rng"] and torch.cuda.is_available():
@@ -117,20 +107,26 @@ class MetaTrainer:
             self.sampler.rng = np.random.default_rng([self.cfg.seed, self.ctx.rank, self.step])
         log.info("resumed %s at step %d", path, self.step)
 
-    def _init_from(self, path: Path) -> None:
-        """Start this run from another run's weights and optimiser states (its step count and training time
-        carry on; its losses and phases are recorded in ``meta.phases``)."""
+    def _load_states(self, path: Path, mismatch: str) -> dict:
+        """A run's checkpoint into E, G, D, both optimisers, step and elapsed (same model config, else
+        ``mismatch`` is raised); returns the checkpoint."""
         from forge.checkpoint import load_checkpoint
 
         ck = load_checkpoint(path, map_location=self.device)
         if ck.get("model_cfg") != dataclasses.asdict(self.model_cfg):
-            raise FaceforgeError(f"init_from {path} has a different model config (or training videos)")
+            raise FaceforgeError(mismatch)
         for name in ("E", "G", "D", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(ck[name])
+        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
+        return ck
+
+    def _init_from(self, path: Path) -> None:
+        """Start this run from another run's weights and optimiser states (its step count and training time
+        carry on; its losses and phases are recorded in ``meta.phases``)."""
+        ck = self._load_states(path, f"init_from {path} has a different model config (or training videos)")
         for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):  # this phase's rates
             for group in opt.param_groups:
                 group["lr"] = lr
-        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
         meta = ck.get("meta", {})
         self.phases = [*meta.get("phases", []), {
             "run": str(path.parent), "until_step": self.step, "train_seconds": round(self.elapsed, 1),
