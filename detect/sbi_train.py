@@ -296,6 +296,7 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
         det.net.train()
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
+        n = 0                                                          # steps since the last evaluation
         for _ in range(cfg.eval_every):
             step = state["step"]
             rng = np.random.default_rng([cfg.seed, step])              # a resumed run sees the same batches
@@ -311,9 +312,9 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             state["step"] += 1
+            n += 1
             if state["step"] >= cfg.steps:
                 break
-        n = max(1, state["step"] % cfg.eval_every or cfg.eval_every)
         v = score_videos(det, val_videos)
         row = {"step": state["step"], "lr": lr, **{f"train_{k}": s / n for k, s in sums.items()},
                "val_auc_video": v["val_auc_video"], "val_auc_frame": v["val_auc_frame"], "val_loss": v["val_loss"],
