@@ -77,6 +77,7 @@ def cross_fitted_stack(items, member_scores: dict[str, list[np.ndarray]]) -> lis
     from sklearn.linear_model import LogisticRegression
 
     from detect.calibrate import logit
+    from detect.detectors.ensemble import STACK_C
 
     people = sorted({it.meta["person"] for it in items})
     half = set(people[::2])
@@ -88,7 +89,7 @@ def cross_fitted_stack(items, member_scores: dict[str, list[np.ndarray]]) -> lis
         tr = [i for i in range(len(items)) if fold[i] != test_fold]
         x = np.concatenate([z[i] for i in tr])
         y = np.concatenate([np.full(len(z[i]), items[i].label) for i in tr])
-        lr = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+        lr = LogisticRegression(C=STACK_C, max_iter=1000).fit(x, y)     # the Ensemble detector's stacker
         for i in range(len(items)):
             if fold[i] == test_fold:
                 out[i] = lr.predict_proba(z[i])[:, 1]
