@@ -113,13 +113,12 @@ def target_landmarks(driver_landmarks: np.ndarray, source_landmarks: np.ndarray 
 def render_warp(source: Source, landmarks: np.ndarray) -> np.ndarray:
     """Warp baseline: each target pose from the source frame whose landmarks are closest to it
     (T = 1: the one image). (N, 68, 2) -> (N, S, S, 3)."""
+    from forge.guide import nearest_sources
     from forge.warp import warp_render
 
     if source.frames is None:
         raise FaceforgeError("the warp generator needs source frames")
-    src_lm = source.landmarks.astype(np.float64)                       # (T, 68, 2)
-    dist = np.linalg.norm(landmarks[:, None] - src_lm[None], axis=-1).mean(-1)   # (N, T)
-    pick = dist.argmin(axis=1)                                         # (N,)
+    pick = nearest_sources(source.landmarks, landmarks)                # (N,)
     out = np.empty((len(landmarks),) + source.frames.shape[1:], np.uint8)
     for t in np.unique(pick):
         sel = np.flatnonzero(pick == t)
