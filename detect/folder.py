@@ -105,7 +105,7 @@ def folder_metrics(videos, threshold: float, n_boot: int = M.DEFAULT_BOOTSTRAP, 
     y, s, fam = ok["y"].to_numpy(int), ok["score"].to_numpy(float), ok["generator"].to_numpy(object)
     cl = _clusters(ok, cluster)
     overall = _cell(y, s, n_boot, seed, cl)
-    overall.update(M.summary(y, s, threshold) | {"auc_ci95": overall["auc_ci95"]})
+    overall.update(M.summary(y, s, threshold))      # adds the thresholded metrics, log loss, ECE
     by_gen = {g: _cell(y[m], s[m], n_boot, seed, None if cl is None else cl[m])
               for g, m in M.family_masks(y, fam).items()}
     avg = M.bootstrap_ci(y, s, M.average_family_auc, n_boot=n_boot, seed=seed, clusters=cl, families=fam)
