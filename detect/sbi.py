@@ -50,11 +50,11 @@ class SBIConfig:
     min_mask: float = 0.02          # a blend covering less than this share of the image is redrawn
 
 
-def _check(image: np.ndarray, landmarks: np.ndarray) -> None:
+def check_face(image: np.ndarray, landmarks: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise FaceforgeError(f"self_blend needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+        raise FaceforgeError(f"blending needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     if landmarks.shape != (68, 2) or not np.all(np.isfinite(landmarks)):
-        raise FaceforgeError(f"self_blend needs finite (68, 2) landmarks, got {landmarks.shape}")
+        raise FaceforgeError(f"blending needs finite (68, 2) landmarks, got {landmarks.shape}")
 
 
 def face_size(landmarks: np.ndarray) -> float:
@@ -100,13 +100,17 @@ def elastic(mask: np.ndarray, amplitude: float, grid: int, rng: np.random.Genera
 
 
 def blend_mask(image_shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator,
-               cfg: SBIConfig = SBIConfig()) -> np.ndarray:
-    """The random soft blend mask ``(H, W)`` float32 in [0, 1] for one face."""
+               cfg: SBIConfig = SBIConfig(), also: np.ndarray | None = None) -> np.ndarray:
+    """The random soft blend mask ``(H, W)`` float32 in [0, 1] for one face; ``also`` (68, 2): a second
+    landmark set (a pasted face's) whose region joins the hull."""
     import cv2
 
     size = face_size(landmarks)
     region = REGIONS[rng.choice(len(REGIONS), p=np.asarray(cfg.region_p) / sum(cfg.region_p))]
-    mask = hull_mask(image_shape, hull_points(landmarks, region, cfg.forehead))
+    points = hull_points(landmarks, region, cfg.forehead)                 # (K, 2)
+    if also is not None:
+        points = np.concatenate([points, hull_points(also, region, cfg.forehead)])
+    mask = hull_mask(image_shape, points)
     mask = elastic(mask, cfg.deform * size, cfg.deform_grid, rng)
     sigma = rng.uniform(*cfg.blur) * size
     mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(sigma, 0.5))
@@ -172,19 +176,29 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
 
     Returns ``(fake (H, W, 3) uint8, mask (H, W) float32 in [0, 1])``; where the mask is 0 the fake
     equals the image exactly."""
-    _check(image, landmarks)
+    check_face(image, landmarks)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     landmarks = np.asarray(landmarks, np.float32)
-    h, w = image.shape[:2]
+    mask = draw_mask(image.shape[:2], landmarks, rng, cfg)
+    return paste(image, jitter_source(image, landmarks, rng, cfg), mask), mask
+
+
+def draw_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator, cfg: SBIConfig = SBIConfig(),
+              also: np.ndarray | None = None) -> np.ndarray:
+    """``blend_mask`` redrawn (up to 4 times) while it covers less than ``cfg.min_mask`` of the image."""
     for _ in range(4):                               # a mask pushed off the image is redrawn
-        mask = blend_mask((h, w), landmarks, rng, cfg)
+        mask = blend_mask(shape, landmarks, rng, cfg, also)
         if mask.mean() >= cfg.min_mask:
             break
-    source = jitter_source(image, landmarks, rng, cfg)
+    return mask
+
+
+def paste(image: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``mask * source + (1 - mask) * image``, rounded; exactly ``image`` where the mask is 0.
+    ``(H, W, 3) uint8`` x2, ``(H, W)`` float32 -> ``(H, W, 3) uint8``."""
     m = mask[..., None]                                                    # (H, W, 1)
     fake = m * source.astype(np.float32) + (1.0 - m) * image.astype(np.float32)
-    fake = np.where(m > 0, np.clip(np.round(fake), 0, 255), image).astype(np.uint8)
-    return fake, mask
+    return np.where(m > 0, np.clip(np.round(fake), 0, 255), image).astype(np.uint8)
 
 
 def self_blend_batch(images: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator | int | None = None,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.common import FaceforgeError, atomic_path, get_logger, load_config, save_config, write_json_atomic
+from detect.cross_blend import CrossFrameConfig
 
 log = get_logger("detect.sbi_train")
 
@@ -54,6 +55,9 @@ class SBITrainConfig:
     corpus: str | None = None        # a benchmark corpus: its items of train people join the training set
     corpus_frames: int = 4           # frames per corpus item (evenly spaced)
     val_frames: int = 12             # frames per val video (evenly spaced)
+    cross_frame_p: float = 0.0       # P(a training fake is cross-frame blended, detect.cross_blend) else SBI
+    cross_frame: CrossFrameConfig = field(default_factory=CrossFrameConfig)
+    init_from: str | None = None     # a detector run (same detector + extra) whose model.pt starts a new run
     test_people: tuple[str, ...] = TEST_PEOPLE
     val_people: tuple[str, ...] = VAL_PEOPLE
     seed: int = 0
@@ -103,13 +107,16 @@ def training_pairs(people: People, n: int, rng: np.random.Generator, cfg: SBITra
 
     sizes = np.array([len(f) for f in people.frames], np.float64)
     vids = rng.choice(len(sizes), size=n, p=sizes / sizes.sum())
-    idx = [int(rng.integers(len(people.frames[v]))) for v in vids]
+    idx = np.array([int(rng.integers(len(people.frames[v]))) for v in vids], np.int64)
     real = np.stack([people.frames[v][i] for v, i in zip(vids, idx)])       # (n, S, S, 3)
     lm = np.stack([people.landmarks[v][i] for v, i in zip(vids, idx)])       # (n, 68, 2)
     flip = rng.random(n) < 0.5
     real[flip] = real[flip, :, ::-1]
     lm[flip, :, 0] = real.shape[2] - 1 - lm[flip, :, 0]                     # mirrored landmarks (hull only)
-    fake, mask = self_blend_batch(real, lm, rng)
+    if cfg.cross_frame_p > 0:                                                # (no draw at 0: SBI runs replay)
+        fake, mask = _mixed_fakes(people, vids, idx, flip, real, lm, rng, cfg)
+    else:
+        fake, mask = self_blend_batch(real, lm, rng)
     if rng.random() < cfg.compress_p:
         q = int(rng.integers(50, 96))
         real, fake = jpeg(real, q), jpeg(fake, q)
@@ -121,8 +128,29 @@ def training_pairs(people: People, n: int, rng: np.random.Generator, cfg: SBITra
     return images, labels, masks
 
 
+def _mixed_fakes(people: People, vids, idx, flip, real, lm, rng: np.random.Generator, cfg: SBITrainConfig):
+    """SBI twins, except a ``cross_frame_p`` share blended from another frame of their video (flipped alike)
+    -> fakes ``(n, S, S, 3)``, masks ``(n, S, S)``."""
+    from detect.cross_blend import cross_blend, partners
+    from detect.sbi import self_blend_batch
+
+    cross = rng.random(len(real)) < cfg.cross_frame_p                          # (n,)
+    fake, mask = np.empty_like(real), np.zeros(real.shape[:3], np.float32)
+    if (~cross).any():
+        fake[~cross], mask[~cross] = self_blend_batch(real[~cross], lm[~cross], rng)
+    other, other_lm = partners(people.frames, people.landmarks, vids[cross], idx[cross], rng, cfg.cross_frame)
+    f = flip[cross]
+    other[f] = other[f, :, ::-1]
+    other_lm[f, :, 0] = real.shape[2] - 1 - other_lm[f, :, 0]
+    for k, o, olm in zip(np.flatnonzero(cross), other, other_lm):
+        fake[k], mask[k] = cross_blend(real[k], lm[k], o, olm, rng, cfg.cross_frame)
+    return fake, mask
+
+
 def validation_set(people: People, cfg: SBITrainConfig):
-    """Per val video: ``val_frames`` real frames and the same frames self-blended (seed fixed)."""
+    """Per val video: ``val_frames`` real frames and the same frames self-blended (seed fixed), and, when the
+    run trains on cross-frame fakes, the same frames cross-frame blended (partners from that video)."""
+    from detect.cross_blend import cross_blend_frames
     from detect.detectors.base import even_indices
     from detect.sbi import self_blend_batch
 
@@ -132,6 +160,12 @@ def validation_set(people: People, cfg: SBITrainConfig):
         idx = even_indices(len(frames), cfg.val_frames)
         fake, _ = self_blend_batch(frames[idx], lm[idx], rng)
         videos += [(f"{name}/real", 0, frames[idx], lm[idx]), (f"{name}/sbi", 1, fake, lm[idx])]
+    if cfg.cross_frame_p > 0:
+        xrng = np.random.default_rng([cfg.seed, 3])                             # the SBI draws above stay as they were
+        for name, frames, lm in zip(people.names, people.frames, people.landmarks):
+            idx = even_indices(len(frames), cfg.val_frames)
+            fake, _ = cross_blend_frames(frames, lm, idx, xrng, cfg.cross_frame)
+            videos.append((f"{name}/xframe", 1, fake, lm[idx]))
     return videos
 
 
@@ -174,11 +208,17 @@ def _loss(net, x, y, m, mask_weight: float) -> dict:
     return terms
 
 
-def _resume(out: Path, det, opt) -> dict:
+def _resume(out: Path, det, opt, init_from: str | None = None) -> dict:
     import torch
 
     path = out / "last.pt"
     if not path.is_file():
+        if init_from:                                  # a new run starts from another run's weights
+            try:
+                det.load(Path(init_from))
+            except RuntimeError as e:                  # load_state_dict: another architecture
+                raise FaceforgeError(f"init_from {init_from} holds another model: {str(e).splitlines()[0]}") from None
+            log.info("starting from the weights of %s", init_from)
         return {"step": 0, "best": None, "history": []}
     ck = torch.load(path, map_location="cpu", weights_only=True)
     det.net.load_state_dict(ck["model"])
@@ -287,7 +327,7 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
     torch.set_num_threads(cfg.threads)
     params = [p for p in det.net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = _resume(out, det, opt)
+    state = _resume(out, det, opt, cfg.init_from)
     state.setdefault("seconds", 0.0)
     state.setdefault("best_step", 0)
     t_start = time.perf_counter()
