@@ -4,7 +4,8 @@
                                     [--compare NAME=EXPORT ...] [--ft-steps 5]
 
 1. Self-reenactment (``forge.evaluate.evaluate``) on the 10 people held out of training (by file, never
-   trained on): the warp baseline and the shipped generator fitted FF and FT, at T = 1 and 8: SSIM, PSNR,
+   trained on): the warp baseline, the generator's own input alone when it blends several fit frames
+   ("guide"), and the shipped generator fitted FF and FT, at T = 1 and 8: SSIM, PSNR,
    CSIM (dlib descriptor via the ``faces`` port), mouth-region L1 (in the target's mouth box), landmark
    error, FD-face. The warp is measured in the same run.
 2. ``--compare NAME=EXPORT``: other exports on the same protocol (FF, FT at T = 8), e.g. the paper's G and
@@ -114,6 +115,7 @@ def targets(summary: list[dict], sensitivity: float | None, cross: list[dict]) -
                 continue
             out[f"{mode}_T{t}"] = {
                 "ssim_minus_warp": r["ssim"] - warp["ssim"],
+                "ssim_minus_guide": r["ssim"] - at[("guide", t)]["ssim"] if ("guide", t) in at else None,
                 "csim_minus_warp": r["csim"] - warp["csim"] if r.get("csim") is not None else None,
                 "mouth_l1_warp_minus": warp["mouth_l1"] - r["mouth_l1"],
                 "met": bool(r["ssim"] > warp["ssim"] and r["mouth_l1"] < warp["mouth_l1"]
@@ -186,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"--detect-every 5`")
     talker = load_talker(args.checkpoint)
     work = Path(args.work)
-    res = self_reenactment(cache, work / "shipped", talker, args, ("warp", "ff", "ft"), _ints(args.t), _ints(args.ft_t))
+    methods = ("warp", "guide", "ff", "ft") if talker.uses_guide and talker.model_cfg.guide_sources > 1 else \
+        ("warp", "ff", "ft")
+    res = self_reenactment(cache, work / "shipped", talker, args, methods, _ints(args.t), _ints(args.ft_t))
     compare, compare_meta = {}, {}
     for spec in args.compare:
         name, _, path = spec.partition("=")
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                               "pairs": [list(p) for p in CROSS_PAIRS], "retarget": "relative"},
         "notes": [
             "warp with T > 1 warps each target from the fit frame with the nearest landmarks (T = 1: the one frame); "
-            "the warp-guided generator gets exactly that warp as its guide",
+            "the warp-guided generator's guide: the k = guide_sources nearest fit frames warped the same way and "
+            "blended by landmark distance (k = 1: exactly the warp); method 'guide' = that input alone",
             f"FT: {args.ft_steps} fine-tuning steps (CPU budget; the paper: a few hundred), content loss recorded in "
             "checkpoint_meta / the talker's FitConfig",
             "mouth_l1: mean |fake - real| (0-255) in the target's lips box grown by 15 % per side",

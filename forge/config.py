@@ -32,6 +32,8 @@ class ModelConfig:
     embed_resolution: int = 0       # E's input side (0: S); below S the K frames are downsampled for E (ours, CPU)
     generator: str = "paper"        # "paper": G(y, psi) as the paper; "warp_guided": G also gets the warp guide (ours)
     mask_init_logit: float = -4.0   # warp_guided: initial blend-mask logit (sigmoid(-4) = 0.018: starts as the warp)
+    guide_sources: int = 1          # warp_guided: fit frames blended into the guide (1: the nearest, as the warp; ours)
+    guide_tau: float = 0.5          # warp_guided: blend temperature, mean landmark distance in px at 128 px (ours)
 
     def __post_init__(self):
         s = self.resolution
@@ -42,6 +44,8 @@ class ModelConfig:
         e = self.embed_resolution
         if e and (e < 16 or e & (e - 1) or e > s):
             raise ValueError(f"embed_resolution must be 0 or a power of two in 16..{s}, got {e}")
+        if self.guide_sources < 1 or self.guide_tau <= 0:
+            raise ValueError(f"guide_sources must be >= 1 and guide_tau > 0, got {self.guide_sources}, {self.guide_tau}")
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown generator {self.generator!r}; choose {', '.join(GENERATORS)}")
 
@@ -80,6 +84,8 @@ class TrainConfig:
     lambda_mch: float = 80.0        # (paper)
     lambda_adv: float = 1.0
     holdout: tuple[str, ...] = ("d12", "d18", "hdtf_wda_katiehill")  # identities never trained on
+    guide_single_p: float = 0.0     # warp_guided: share of episodes whose guide is warped from ONE random source
+                                    # frame (the T = 1 regime: far poses, big warp errors; ours)
     seed: int = 0
     init_from: str | None = None    # a run's checkpoint.pt to start a NEW run from (weights, optimisers, step;
                                     # e.g. a second phase with other losses); ignored once OUT has a checkpoint

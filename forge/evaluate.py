@@ -37,7 +37,7 @@ from forge.eval_scores import FD_FACE_NOTE, METRICS, Scorer, real_rows, summaris
 log = get_logger("evaluate")
 
 EVAL_VERSION = 3          # bump when rendering/metrics change: cached rows of older versions are redone
-METHODS = ("warp", "ff", "ft")
+METHODS = ("warp", "guide", "ff", "ft")
 GRID_UPSCALE = 2
 PERSON_SENSITIVITY_MIN = 1.0   # grey levels: below this FF renders of two different people are "the same"
 RETARGET_VARIANTS = ("none", "relative", "absolute")
@@ -47,7 +47,8 @@ RETARGET_VARIANTS = ("none", "relative", "absolute")
 class EvalConfig:
     holdout: tuple[str, ...] = ("d12", "d18", "hdtf_wda_katiehill")  # identities (or video ids) to evaluate
     t_values: tuple[int, ...] = (1, 8, 32)   # fit frames T (paper)
-    methods: tuple[str, ...] = METHODS       # "warp" baseline, few-shot "ff", fine-tuned "ft"
+    methods: tuple[str, ...] = ("warp", "ff", "ft")  # "warp" baseline, few-shot "ff", fine-tuned "ft"; "guide":
+                                             # the warp-guided G's input alone (its k-frame blended warp)
     ft_t_values: tuple[int, ...] = ()        # T values fine-tuned (empty: all t_values); FT is slow on CPU
     n_eval_frames: int = 8                   # target frames per video (CPU budget; paper: all others)
     ft_steps: int = 20                       # FT steps (paper: a few hundred; CPU budget)
@@ -103,6 +104,11 @@ def render_method(method: str, talker, fit_frames, fit_lm, eval_lm, cfg: EvalCon
 
     if method == "warp":
         return render_warp(Source(frames=fit_frames, landmarks=fit_lm), eval_lm)
+    if method == "guide":
+        from forge.guide import warp_guide
+
+        m = talker.model_cfg
+        return warp_guide(fit_frames, fit_lm, eval_lm, k=m.guide_sources, tau=m.guide_tau)[0]
     person = talker.fit(fit_frames, fit_lm, mode=method, steps=cfg.ft_steps if method == "ft" else None,
                         seed=cfg.seed + t)
     return talker.render(person, eval_lm)
@@ -229,7 +235,8 @@ def evaluate(cache_root: str | Path, out: str | Path, cfg: EvalConfig = EvalConf
     remove_stale_temps(out, recursive=True)      # row temps of a killed run
     notes: list[str] = []
     talker = _talker_or_note(cfg, checkpoint, talker, notes)
-    methods = [m for m in cfg.methods if m == "warp" or talker is not None]
+    uses_guide = talker is not None and talker.uses_guide
+    methods = [m for m in cfg.methods if m == "warp" or (talker is not None and (m != "guide" or uses_guide))]
     size = talker.resolution if talker is not None else cache.resolution
     sha = getattr(talker, "checkpoint_sha256", None)
     save_config(cfg, out / "eval_config.yaml")

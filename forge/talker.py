@@ -184,10 +184,11 @@ class Talker:
         -> (T, 4, S, S) tensor, or None for the paper's G."""
         if not self.uses_guide:
             return None
-        from forge.guide import guide_tensor, nearest_sources, warp_guide
+        from forge.guide import guide_tensor, warp_guide
 
-        pick = nearest_sources(points, points, exclude_self=True)
-        return guide_tensor(*warp_guide(frames, points, points, pick=pick)).to(self.device)
+        m = self.model_cfg
+        return guide_tensor(*warp_guide(frames, points, points, k=m.guide_sources, tau=m.guide_tau,
+                                        exclude_self=True)).to(self.device)
 
     def _finetune(self, frames, landmark_images, points, guide, e_hat, psi0, steps, seed, cfg: FitConfig, progress):
         from tqdm import tqdm
@@ -278,7 +279,9 @@ class Talker:
         return np.concatenate(out)
 
     def _render_guide(self, person: Person, points: np.ndarray) -> torch.Tensor:
-        """(b, 68, 2) target landmarks -> (b, 4, S, S): the nearest fit frame warped to each."""
+        """(b, 68, 2) target landmarks -> (b, 4, S, S): the nearest fit frame(s) warped to each."""
         from forge.guide import guide_tensor, warp_guide
 
-        return guide_tensor(*warp_guide(person.frames, person.landmarks, points)).to(self.device)
+        m = self.model_cfg
+        return guide_tensor(*warp_guide(person.frames, person.landmarks, points, k=m.guide_sources,
+                                        tau=m.guide_tau)).to(self.device)

@@ -24,13 +24,14 @@ import torch
 
 from core.common import (FaceforgeError, atomic_write, get_logger, remove_stale_temps, save_config,
                          write_json_atomic)
-from forge.config import TrainConfig
+from forge.config import ModelConfig, TrainConfig
 from forge.data.episodes import Episode, EpisodeSampler, to_uint8
 from forge.dist import DistContext, average_gradients, barrier, broadcast_module
 from forge.losses import (ContentLoss, discriminator_hinge, embedding_match, generator_adversarial)
 
 log = get_logger("train")
 CHECKPOINT = "checkpoint.pt"
+GUIDE_FIELDS = ("guide_sources", "guide_tau")   # how the guide is built, not the weights: a new phase may change them
 
 
 def _sum(terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -49,7 +50,9 @@ class MetaTrainer:
         if int(cache.resolution) != cfg.model.resolution:
             raise FaceforgeError(f"cache resolution {cache.resolution} != model resolution {cfg.model.resolution}")
         self.sampler = EpisodeSampler(cache, cfg.k_shot, cfg.holdout, cfg.seed, self.ctx.rank,
-                                      with_guide=cfg.model.generator == "warp_guided")
+                                      with_guide=cfg.model.generator == "warp_guided",
+                                      guide_sources=cfg.model.guide_sources, guide_tau=cfg.model.guide_tau,
+                                      guide_single_p=cfg.guide_single_p)
         self.model_cfg = dataclasses.replace(cfg.model, n_videos=len(self.sampler))
         torch.manual_seed(cfg.seed)
         E, G, D = build_models(self.model_cfg)
@@ -107,13 +110,18 @@ class MetaTrainer:
             self.sampler.rng = np.random.default_rng([self.cfg.seed, self.ctx.rank, self.step])
         log.info("resumed %s at step %d", path, self.step)
 
-    def _load_states(self, path: Path, mismatch: str) -> dict:
-        """A run's checkpoint into E, G, D, both optimisers, step and elapsed (same model config, else
-        ``mismatch`` is raised); returns the checkpoint."""
+    def _load_states(self, path: Path, mismatch: str, may_differ: tuple[str, ...] = ()) -> dict:
+        """A run's checkpoint into E, G, D, both optimisers, step and elapsed (same model config but for
+        the fields ``may_differ``, else ``mismatch`` is raised); returns the checkpoint."""
         from forge.checkpoint import load_checkpoint
 
         ck = load_checkpoint(path, map_location=self.device)
-        if ck.get("model_cfg") != dataclasses.asdict(self.model_cfg):
+        try:   # older checkpoints lack newer fields: compare with their defaults filled in
+            theirs = dataclasses.asdict(ModelConfig(**ck.get("model_cfg", {})))
+        except (TypeError, ValueError):
+            raise FaceforgeError(mismatch) from None
+        ours = dataclasses.asdict(self.model_cfg)
+        if any(theirs[k] != ours[k] for k in ours if k not in may_differ):
             raise FaceforgeError(mismatch)
         for name in ("E", "G", "D", "opt_g", "opt_d"):
             getattr(self, name).load_state_dict(ck[name])
@@ -123,7 +131,8 @@ class MetaTrainer:
     def _init_from(self, path: Path) -> None:
         """Start this run from another run's weights and optimiser states (its step count and training time
         carry on; its losses and phases are recorded in ``meta.phases``)."""
-        ck = self._load_states(path, f"init_from {path} has a different model config (or training videos)")
+        ck = self._load_states(path, f"init_from {path} has a different model config (or training videos)",
+                               may_differ=GUIDE_FIELDS)
         for opt, lr in ((self.opt_g, self.cfg.lr_g), (self.opt_d, self.cfg.lr_d)):  # this phase's rates
             for group in opt.param_groups:
                 group["lr"] = lr

@@ -12,7 +12,7 @@ from core.common import FaceforgeError
 from forge.config import FitConfig, ModelConfig, TrainConfig
 from forge.data.episodes import ArrayCache, EpisodeSampler, to_tensor
 from forge.data.rasterize import draw_landmarks_batch
-from forge.guide import guide_tensor, nearest_sources, warp_guide
+from forge.guide import guide_tensor, nearest_sources, source_weights, warp_guide
 from forge.model import build_models
 from forge.model.blocks import bake_spectral_norm
 
@@ -71,6 +71,56 @@ def test_nearest_sources():
         warp_guide(np.zeros((1, S, S, 3), np.uint8), np.zeros((1, 68, 2)), np.zeros((2, 5, 2)))
 
 
+def test_multi_source_guide_blends_the_nearest_frames_by_distance():
+    a = np.zeros((68, 2))
+    src = np.stack([a, a + 1, a + 5, a + 0.5])
+    idx, w = source_weights(src, np.stack([a + 0.2]), k=3, tau=0.5)
+    # distances 0.28, 1.13, 6.79, 0.42 (mean over points of |(d, d)|): nearest 0, 3, 1
+    assert idx.tolist() == [[0, 3, 1]]
+    d = np.array([0.2, 0.3, 0.8]) * np.sqrt(2)
+    want = np.exp(-(d - d[0]) / 0.5)
+    np.testing.assert_allclose(w[0], want / want.sum(), rtol=1e-6)
+    assert source_weights(src, src, k=9, exclude_self=True)[0].shape == (4, 3)   # k capped at T - 1
+    frames, lms, _ = face_clips(n_videos=1)["vid0"]
+    one, v1 = warp_guide(frames, lms, lms[2:4] + 0.3)
+    k1, kv1 = warp_guide(frames, lms, lms[2:4] + 0.3, k=1)
+    assert np.array_equal(one, k1) and np.array_equal(v1, kv1)               # k = 1 is the nearest-frame warp
+    blend, vb = warp_guide(frames, lms, lms[2:4] + 0.3, k=3, tau=2.0)       # tau given at 128 px: 0.5 px at S
+    idx3, w3 = source_weights(lms, lms[2:4] + 0.3, k=3, tau=2.0 * S / 128)
+    singles = np.stack([warp_guide(frames, lms, lms[2:4] + 0.3, pick=idx3[:, j])[0] for j in range(3)], 1)
+    want = (singles * w3[:, :, None, None, None]).sum(1)                      # (2, S, S, 3)
+    assert np.abs(blend - want).max() <= 0.5 and vb.min() >= 0 and vb.max() <= 1
+    assert np.abs(blend - singles[:, 0]).mean() > 1.0                          # it is a blend, not the nearest
+    # the target's own frame among the sources, k = 3, small tau: it dominates the blend
+    own, _ = warp_guide(frames, lms, lms[4:5], k=3, tau=0.05)
+    assert np.abs(own[0].astype(int) - frames[4]).mean() < 1.0
+    with pytest.raises(ValueError, match="guide_sources"):
+        dataclasses.replace(TINY_WG, guide_sources=0)
+
+
+def test_single_source_episodes_use_one_frame(monkeypatch):
+    import forge.guide
+
+    seen = []
+    real = forge.guide.warp_guide
+
+    def spy(frames, landmarks, target, **kw):
+        seen.append((len(frames), kw.get("k")))
+        return real(frames, landmarks, target, **kw)
+
+    monkeypatch.setattr(forge.guide, "warp_guide", spy)
+    clips = ArrayCache(face_clips())
+    for p, want in ((0.0, {4}), (1.0, {1})):
+        seen.clear()
+        s = EpisodeSampler(clips, k_shot=4, holdout=("vid2",), seed=1, with_guide=True, guide_sources=3,
+                           guide_single_p=p)
+        assert s.sample(6).guide.shape == (6, 4, S, S)
+        assert {n for n, _ in seen} == want and {k for _, k in seen} == {3}
+    seen.clear()
+    EpisodeSampler(clips, k_shot=4, holdout=("vid2",), seed=1, with_guide=True, guide_single_p=0.5).sample(40)
+    assert 8 < sum(n == 1 for n, _ in seen) < 32                              # about half
+
+
 def test_generator_starts_as_the_warp_and_head_has_no_spectral_norm():
     cfg = dataclasses.replace(TINY_WG, n_videos=2)
     E, G, D = build_models(cfg)
@@ -115,6 +165,12 @@ def test_training_samples_guides_and_continues_into_a_new_phase(tmp_path):
     assert tr2.opt_g.param_groups[0]["lr"] == 5e-4 and tr2.opt_d.param_groups[0]["lr"] == tr.cfg.lr_d
     out = tr2.run(steps=4, progress=False)
     assert out["step"] == 4 and out["phases"][0]["until_step"] == 3 and out["phases"][0]["content_loss"] == "offline"
+    # a new phase may change how the guide is built (same weights), not the architecture
+    cfg3 = dataclasses.replace(cfg2, model=dataclasses.replace(TINY_WG, guide_sources=2), guide_single_p=0.5)
+    assert MetaTrainer(cfg3, ArrayCache(face_clips()), tmp_path / "phase3").model_cfg.guide_sources == 2
+    cfg4 = dataclasses.replace(cfg2, model=dataclasses.replace(TINY_WG, emb_dim=8))
+    with pytest.raises(FaceforgeError, match="different model config"):
+        MetaTrainer(cfg4, ArrayCache(face_clips()), tmp_path / "phase4")
 
 
 def test_talker_ff_ft_render_and_person_file(tmp_path):
@@ -141,6 +197,14 @@ def test_talker_ff_ft_render_and_person_file(tmp_path):
     back = Person.load(tmp_path / "p.pt")
     assert np.array_equal(back.frames, ft.frames) and np.allclose(back.landmarks, ft.landmarks)
     assert np.abs(t.render(back, lms[2:4]).astype(int) - t.render(ft, lms[2:4]).astype(int)).max() <= 1
+    # the eval's "guide" method is the G's own input: with guide_sources 1 it is the warp baseline's image
+    from forge.evaluate import EvalConfig, render_method
+
+    args = (t, frames[:3], lms[:3], lms[3:6], EvalConfig(methods=("warp", "guide")), 3)
+    assert np.array_equal(render_method("guide", *args), render_method("warp", *args))
+    t.model_cfg = dataclasses.replace(t.model_cfg, guide_sources=3)
+    assert not np.array_equal(render_method("guide", *args), render_method("warp", *args))
+    assert t.render(ff, lms[2:8]).shape == (6, S, S, 3)                       # renders with a blended guide
 
 
 def test_face_net_content_terms():

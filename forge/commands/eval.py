@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", type=_names, default=None, help="held-out identities, comma separated "
                    "(default d12,d18,hdtf_wda_katiehill)")
     p.add_argument("--t", dest="t_values", type=_ints, default=None, help="fit frame counts (default 1,8,32)")
-    p.add_argument("--methods", type=_names, default=None, help="of warp,ff,ft (default all)")
+    p.add_argument("--methods", type=_names, default=None, help="of warp,guide,ff,ft (default warp,ff,ft)")
     p.add_argument("--ft-t", dest="ft_t_values", type=_ints, default=None,
                    help="T values to fine-tune (default: all of --t)")
     p.add_argument("--eval-frames", dest="n_eval_frames", type=int, default=None, help="targets per video (default 8)")

@@ -46,8 +46,10 @@ class EpisodeSampler:
     """Draws batches of episodes from the training videos of a cache with its own ``np.random.Generator``
     (whose state goes into checkpoints, so a resumed run draws the same episodes)."""
 
-    def __init__(self, cache, k_shot: int, holdout=(), seed: int = 0, rank: int = 0, with_guide: bool = False):
+    def __init__(self, cache, k_shot: int, holdout=(), seed: int = 0, rank: int = 0, with_guide: bool = False,
+                 guide_sources: int = 1, guide_tau: float = 0.5, guide_single_p: float = 0.0):
         self.k_shot, self.with_guide = k_shot, with_guide
+        self.guide_sources, self.guide_tau, self.guide_single_p = guide_sources, guide_tau, guide_single_p
         self.resolution = int(cache.resolution)
         videos = cache.videos
         ok = videos[videos["status"] == "ok"] if "status" in videos else videos
@@ -89,14 +91,22 @@ class EpisodeSampler:
             xt.append(self.frames[v][idx[-1]])
             yt.append(self.landmarks[v][idx[-1]])
             pt.append(self.points[v][idx[-1]])
-            if self.with_guide:  # the target warped from the source frame with the nearest landmarks
-                from forge.guide import guide_tensor, warp_guide
-
-                pts = self.points[v]
-                guides.append(guide_tensor(*warp_guide(self.frames[v][idx[:-1]], pts[idx[:-1]], pts[idx[-1:]])))
+            if self.with_guide:
+                guides.append(self._guide(v, idx))
         return Episode(torch.from_numpy(vids).long(), to_tensor(np.stack(xs)), to_tensor(np.stack(ys)),
                        to_tensor(np.stack(xt)), to_tensor(np.stack(yt)),
                        torch.cat(guides) if guides else None, torch.from_numpy(np.stack(pt)))  # (B, 4, S, S), (B, 68, 2)
+
+    def _guide(self, v: int, idx: np.ndarray) -> torch.Tensor:
+        """The target idx[-1] warped from the nearest source frame(s) idx[:-1] -> (1, 4, S, S); with
+        probability guide_single_p from one random source frame instead (the T = 1 regime)."""
+        from forge.guide import guide_tensor, warp_guide
+
+        src, pts = idx[:-1], self.points[v]
+        if self.guide_single_p > 0 and self.rng.random() < self.guide_single_p:
+            src = src[self.rng.integers(len(src), size=1)]
+        return guide_tensor(*warp_guide(self.frames[v][src], pts[src], pts[idx[-1:]], k=self.guide_sources,
+                                        tau=self.guide_tau))
 
     def state(self) -> dict:
         return self.rng.bit_generator.state

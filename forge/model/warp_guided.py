@@ -1,7 +1,8 @@
 """The warp-guided generator (ours, beyond the paper): G(y, guide, psi_hat) refines the warp baseline.
 
-Inputs: the target landmark image y, the warp guide (the nearest fit frame warped to the target
-landmarks + its validity mask, ``forge.guide``) and the person's AdaIN parameters psi_hat = P e_hat.
+Inputs: the target landmark image y, the warp guide (the nearest fit frame(s) warped to the target
+landmarks, blended when ``guide_sources`` > 1, + its validity mask, ``forge.guide``) and the person's
+AdaIN parameters psi_hat = P e_hat.
 Body: the paper's G layout (residual down blocks with instance norm, AdaIN residual blocks at the
 bottleneck, AdaIN up blocks, self-attention) plus additive U-Net skips from the encoder, so that full-
 resolution detail of the warp reaches the output. Output head, per pixel (W the warped frame):
@@ -33,8 +34,9 @@ from forge.model.blocks import (ResBlockAdaIN, ResBlockDown, ResBlockUp, SelfAtt
                                 channel_plan, conv1, down_path)
 
 LANDMARK_CHANNELS = 3
-DESIGN = ("warp_guided G: input = landmark image + the nearest fit frame piecewise-affine-warped to the target "
-          "landmarks + validity mask; U-Net (instance-norm down blocks, AdaIN bottleneck/up blocks from P e_hat, "
+DESIGN = ("warp_guided G: input = landmark image + the guide: the guide_sources nearest fit frames piecewise-affine-"
+          "warped to the target landmarks, blended by landmark distance (softmax, temperature guide_tau px at 128 px), "
+          "+ validity mask; U-Net (instance-norm down blocks, AdaIN bottleneck/up blocks from P e_hat, "
           "additive skips); output x_hat = clamp(W + delta + m * (g - W)), delta zero-initialised, "
           "m = sigmoid(mask logit, bias init mask_init_logit), g = tanh RGB: starts as the warp")
 
