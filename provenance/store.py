@@ -10,12 +10,13 @@ render can simply run again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from core.common import FaceforgeError
 
@@ -189,3 +190,13 @@ class Store:
             row["phash_distance"] = dist
             out.append(row)
         return out
+
+
+@contextlib.contextmanager
+def open_store(store: Store | str | os.PathLike) -> Iterator[Store]:
+    """Use a Store as given, or open (and close) one from a path."""
+    if isinstance(store, Store):
+        yield store
+    else:
+        with Store(store) as st:
+            yield st
