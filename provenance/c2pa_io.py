@@ -43,6 +43,10 @@ class ManifestCorrupt(C2paIoError):
     """A C2PA manifest is present but its structure cannot be read or verified."""
 
 
+class ManifestContainerDamaged(ManifestCorrupt):
+    """c2pa finds no manifest, but the file's bytes hold one (``container.has_manifest_bytes`` said so)."""
+
+
 def sniff_mime(path: str | os.PathLike) -> str | None:
     """MIME type from the file's first bytes: JPEG, PNG, MP4 (ISO BMFF) or QuickTime; else None."""
     with open(path, "rb") as f:
@@ -158,9 +162,9 @@ def read(path: str | os.PathLike, trust_anchors: str | None = None,
 
     ``trust_anchors``: PEM bundle of roots to trust (the state is "Trusted" only if the signing
     chain ends in one of them). Raises :class:`ManifestCorrupt` when a manifest is present but
-    unreadable (also when c2pa finds none but manifest bytes are in the file), :class:`C2paIoError`
-    for files c2pa cannot parse at all. ``check_bytes=False``: c2pa's own answer only (None whenever it
-    finds no manifest), the baseline of ``benchmarks/robustness_fuzz.py``.
+    unreadable (:class:`ManifestContainerDamaged` when c2pa finds none but manifest bytes are in the
+    file), :class:`C2paIoError` for files c2pa cannot parse at all. ``check_bytes=False``: c2pa's own
+    answer only (None whenever it finds no manifest), the baseline of ``benchmarks/robustness_fuzz.py``.
     """
     c2pa = _c2pa()
     path = require_file(path)
@@ -172,8 +176,8 @@ def read(path: str | os.PathLike, trust_anchors: str | None = None,
         reader = c2pa.Reader.try_create(mime, f, None, ctx)
         if reader is None:
             if check_bytes and has_manifest_bytes(path):  # e.g. a flipped APP11 marker or uuid box
-                raise ManifestCorrupt(f"{path.name}: C2PA manifest bytes are present but their container "
-                                      "is damaged (c2pa finds no manifest)")
+                raise ManifestContainerDamaged(f"{path.name}: C2PA manifest bytes are present but their "
+                                               "container is damaged (c2pa finds no manifest)")
             return None
         with reader:
             store = json.loads(reader.json())

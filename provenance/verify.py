@@ -57,8 +57,8 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     mime = c2pa_io.sniff_mime(path)
     if mime is None:
         if has_manifest_bytes(path):   # a damaged header, but a manifest is still in the bytes
-            return _unreadable_manifest(path, None, "C2PA manifest bytes in a file that no longer parses as "
-                                                    "JPEG, PNG or MP4")
+            return _unreadable_manifest(path, None, sha256_file(path), "C2PA manifest bytes in a file that no "
+                                                                       "longer parses as JPEG, PNG or MP4")
         raise FaceforgeError(f"{path.name}: not a supported media file (JPEG, PNG or MP4)")
     out: dict[str, Any] = {"path": str(path), "mime": mime, "sha256": sha256_file(path), "verdict": "none",
                            "reason": "", "manifest": None, "validation": None, "watermark": None,
@@ -67,8 +67,9 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     try:
         report = c2pa_io.read(path, _read_anchors(trust_anchors))
     except c2pa_io.C2paIoError as e:
-        if has_manifest_bytes(path):  # a manifest is there, but c2pa cannot read or verify it
-            out.update(_unreadable_manifest(path, mime, f"C2PA manifest present but unreadable ({e})"))
+        # a manifest is there, but c2pa cannot read or verify it (read's own byte scan may have found it)
+        if isinstance(e, c2pa_io.ManifestContainerDamaged) or has_manifest_bytes(path):
+            out.update(_unreadable_manifest(path, mime, out["sha256"], f"C2PA manifest present but unreadable ({e})"))
         else:                         # damaged media that never carried a manifest: not "tampered"
             out["warnings"].append(f"c2pa could not parse the file: {e}")
 
@@ -100,9 +101,9 @@ def verify_file(path: str | os.PathLike, *, trust_anchors=None, store: Store | s
     return out
 
 
-def _unreadable_manifest(path: Path, mime: str | None, reason: str) -> dict:
+def _unreadable_manifest(path: Path, mime: str | None, sha256: str, reason: str) -> dict:
     """The ``tampered`` result for a file whose manifest bytes c2pa cannot read or verify."""
-    return {"path": str(path), "mime": mime, "sha256": sha256_file(path), "verdict": "tampered",
+    return {"path": str(path), "mime": mime, "sha256": sha256, "verdict": "tampered",
             "reason": reason, "manifest": None, "watermark": None, "store": None, "warnings": [],
             "validation": {"state": "Invalid", "failures": ["manifest.unreadable"],
                            "integrity_failures": [{"code": "manifest.unreadable", "explanation": reason}]}}

@@ -139,3 +139,32 @@ def test_mp4_records_its_ftyp_and_mutants_are_seeded(signed):
     b = mutants.mutants(data, 16, seed=5)
     assert [m.data for m in a] == [m.data for m in b] and all(m.data != data for m in a)
     assert [m.kind for m in a[:len(mutants.KINDS)]] == list(mutants.KINDS)
+
+
+@pytest.mark.parametrize("ext, where", [("jpg", "app11_marker"), ("mp4", "box_type"), ("png", "unsigned")])
+def test_verify_reads_the_bytes_once(signed, ext, where, tmp_path, monkeypatch):
+    """One manifest-bytes scan and one sha256 per verify, also when c2pa finds no manifest in a damaged
+    container (c2pa_io.read's own scan is not repeated)."""
+    from provenance import c2pa_io, verify
+
+    data = signed["files"][ext].read_bytes()
+    span = mutants.manifest_span(data)
+    path = tmp_path / f"x.{ext}"
+    if where == "unsigned":
+        path.write_bytes((signed["dir"] / f"f.{ext}").read_bytes())
+    else:
+        path.write_bytes(_flip(data, span.start + {"app11_marker": 1, "box_type": 4}[where]))
+    calls = collections.Counter()
+
+    def counted(name, fn):
+        def wrapper(*a, **kw):
+            calls[name] += 1
+            return fn(*a, **kw)
+        return wrapper
+
+    monkeypatch.setattr(c2pa_io, "has_manifest_bytes", counted("scan", container.has_manifest_bytes))
+    monkeypatch.setattr(verify, "has_manifest_bytes", counted("scan", container.has_manifest_bytes))
+    monkeypatch.setattr(verify, "sha256_file", counted("sha256", verify.sha256_file))
+    res = verify.verify_file(path, trust_anchors=signed["ca"], decode_watermark=False)
+    assert res["verdict"] == ("none" if where == "unsigned" else "tampered"), res["reason"]
+    assert calls == {"scan": 1, "sha256": 1}
