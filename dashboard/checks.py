@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from dashboard.data import overlay_landmarks
+from dashboard.media import overlay_landmarks
 from dashboard.runs import RunInfo
 from core.common import FaceforgeError, get_logger
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from core.common import SAMPLE_DIR, write_json_atomic, write_parquet_atomic
-from dashboard.data import MANIFEST_COLUMNS, encode_mp4, read_frames
+from dashboard.data import MANIFEST_COLUMNS
+from dashboard.media import encode_mp4, read_frames
 
 IDENTITIES = ("d0", "d3", "d6")
 

@@ -1,4 +1,4 @@
-"""dashboard.data / dashboard.review / the serve command: values on a tiny fixture corpus + run."""
+"""dashboard.data / dashboard.media / dashboard.review / the serve command: values on a tiny fixture corpus + run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import checks, data, runs
+from dashboard import checks, data, media, runs
 from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest
 from dashboard.review import (ReviewStore, Triplet, agreement_with_truth, inter_reviewer_agreement, make_triplet,
                               user_metric, wilson_interval)
@@ -71,22 +71,22 @@ def test_paths_never_leave_the_roots(fx):
 def test_thumbnail_and_playable_made_once(fx, tmp_path):
     df = data.load_manifest(fx / "corpus")
     row = data.get_row(df, "fewshot_d0_by_d3_raw")
-    thumb = data.thumbnail(fx / "corpus", row, tmp_path, size=32)
+    thumb = media.thumbnail(fx / "corpus", row, tmp_path, size=32)
     first = thumb.stat().st_mtime_ns
-    assert data.thumbnail(fx / "corpus", row, tmp_path, size=32).stat().st_mtime_ns == first
+    assert media.thumbnail(fx / "corpus", row, tmp_path, size=32).stat().st_mtime_ns == first
     from PIL import Image
 
     assert Image.open(thumb).size == (32, 32)
-    play = data.playable_video(fx / "corpus", row, tmp_path)
-    frames = data.read_frames(play)
+    play = media.playable_video(fx / "corpus", row, tmp_path)
+    frames = media.read_frames(play)
     assert frames.shape == (4, 256, 256, 3)  # 48 px upscaled to MIN_PLAY_SIDE, 4 frames
     import av
 
     with av.open(str(play)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # browsers can play it
-    drawn = data.playable_video(fx / "corpus", row, tmp_path, landmarks=True)
+    drawn = media.playable_video(fx / "corpus", row, tmp_path, landmarks=True)
     assert drawn != play and drawn.name.endswith("_lm.mp4")
-    lm_frames = data.read_frames(drawn)
+    lm_frames = media.read_frames(drawn)
     greener = (lm_frames[..., 1].astype(int) - lm_frames[..., 0]) > 150  # the green contour pixels
     assert greener.sum() > 4 * 300 and ((frames[..., 1].astype(int) - frames[..., 0]) > 150).sum() < greener.sum() / 10
 
@@ -97,11 +97,11 @@ def test_landmark_overlay_draws_green_lines(fx):
     lm = data.load_landmarks(fx / "corpus", row)
     assert lm.shape == (4, 68, 2) and lm.dtype == np.float32
     frame = np.zeros((48, 48, 3), np.uint8)
-    view = data.frame_view(frame, lm[0])
+    view = media.frame_view(frame, lm[0])
     assert view.shape == (288, 288, 3)
     green = (view[..., 1] > 200) & (view[..., 0] < 60)
     assert green.sum() > 500  # the 68-point contours are drawn
-    assert data.frame_view(frame).max() == 0
+    assert media.frame_view(frame).max() == 0
 
 
 def test_related_items(fx):
@@ -344,14 +344,14 @@ def test_jpeg_folder_items_read_and_play(fx, tmp_path):
     from PIL import Image
 
     corpus = tmp_path / "c"
-    frames = data.read_frames(fx / "corpus" / "items" / "real_d0_a.mp4")  # (4, 48, 48, 3)
+    frames = media.read_frames(fx / "corpus" / "items" / "real_d0_a.mp4")  # (4, 48, 48, 3)
     (corpus / "items" / "x_jpeg").mkdir(parents=True)
     for i, f in enumerate(frames):
         Image.fromarray(f).save(corpus / "items" / "x_jpeg" / f"{i:04d}.jpg", quality=90)
-    back = data.read_frames(corpus / "items" / "x_jpeg")
+    back = media.read_frames(corpus / "items" / "x_jpeg")
     assert back.shape == frames.shape and np.abs(back.astype(int) - frames).mean() < 6
     row = {"item_id": "x-jpeg", "path": "items/x_jpeg", "fps": 25.0}
-    assert data.read_frames(data.playable_video(corpus, row, tmp_path / "cache")).shape == (4, 256, 256, 3)
+    assert media.read_frames(media.playable_video(corpus, row, tmp_path / "cache")).shape == (4, 256, 256, 3)
     with pytest.raises(FaceforgeError, match="no image frames"):
         (corpus / "items" / "empty").mkdir()
-        data.read_frames(corpus / "items" / "empty")
+        media.read_frames(corpus / "items" / "empty")

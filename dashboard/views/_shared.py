@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from dashboard import checks, data, runs
+from dashboard import checks, data, media, runs
 from dashboard.data import DashboardConfig
 from core.common import FaceforgeError
 
@@ -122,7 +122,7 @@ def scores(run: runs.RunInfo, eval_name: str, kind: str = "videos"):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def item_frames(path: str, mtime: int, max_frames: int | None = None) -> np.ndarray:
-    return data.read_frames(path, max_frames=max_frames)
+    return media.read_frames(path, max_frames=max_frames)
 
 
 def frames_of(row: dict, max_frames: int | None = None) -> np.ndarray:
@@ -141,12 +141,12 @@ def verdict(path: Path, corpus: Path | None) -> dict:
 
 def thumbnail(row: dict) -> Path:
     cfg = config()
-    return data.thumbnail(cfg.corpus, row, cfg.cache_dir, cfg.thumb_size)
+    return media.thumbnail(cfg.corpus, row, cfg.cache_dir, cfg.thumb_size)
 
 
 def playable(row: dict, landmarks: bool = False) -> Path:
     cfg = config()
-    return data.playable_video(cfg.corpus, row, cfg.cache_dir, landmarks=landmarks)
+    return media.playable_video(cfg.corpus, row, cfg.cache_dir, landmarks=landmarks)
 
 
 def reviewer_name(page: str) -> str:

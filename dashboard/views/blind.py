@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import data
+from dashboard import data, media
 from dashboard.views import _shared as ui
 from dashboard.review import CHANCE, STUDY_COLUMNS, ReviewStore, make_triplet, study_pool, user_metric
 from core.common import FaceforgeError
@@ -24,7 +24,7 @@ def _new_triplet(df, condition: dict | None) -> None:
 def _frame(df, item_id: str, index: int) -> np.ndarray:
     row = data.get_row(df, item_id)
     frames = ui.frames_of(row, max_frames=index + 1)
-    return data.frame_view(frames[min(index, len(frames) - 1)])
+    return media.frame_view(frames[min(index, len(frames) - 1)])
 
 
 def _user_chart(table) -> None:

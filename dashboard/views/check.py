@@ -10,11 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import checks, data
+from dashboard import checks, media
 from dashboard.views import _shared as ui
 from core.common import safe_name
 
-TYPES = [s.lstrip(".") for s in data.VIDEO_SUFFIXES + data.IMAGE_SUFFIXES]
+TYPES = [s.lstrip(".") for s in media.VIDEO_SUFFIXES + media.IMAGE_SUFFIXES]
 MB = 1 << 20
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, runs
+from dashboard import data, media, runs
 from dashboard.views import _shared as ui
 from core.common import FaceforgeError
 
@@ -44,7 +44,7 @@ def _still(row: dict, frame: int, overlay: bool, caption: str) -> None:
         lm = data.load_landmarks(ui.config().corpus, row) if overlay else None
         if overlay and lm is None:
             st.caption("(no landmarks for this item)")
-        view = data.frame_view(frames[f], None if lm is None else lm[min(f, len(lm) - 1)])
+        view = media.frame_view(frames[f], None if lm is None else lm[min(f, len(lm) - 1)])
         st.image(view, caption=f"{caption} · frame {f}")
     except FaceforgeError as e:
         st.warning(f"cannot show {row['item_id']}: {e}")
