@@ -68,9 +68,12 @@ def _trust_anchors(corpus: str | Path | None) -> str | None:
     return None
 
 
-def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "detect") -> tuple["pd.DataFrame | None", list[str]]:
+def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "detect",
+                    faces_cache: dict | None = None) -> tuple["pd.DataFrame | None", list[str]]:
     """``detect.score_files(run, [path], faces=...)`` for every run; (table, problems).
-    ``faces``: "detect" (find and crop faces) or "none" (the file is already a face crop)."""
+    ``faces``: "detect" (find and crop faces) or "none" (the file is already a face crop).
+    ``faces_cache``: ``detect.score``'s faces cache, shared by the runs (and the default detector), so
+    that the file's faces are found once for every run that reads them alike (same crop side)."""
     problems: list[str] = []
     try:
         from detect import score_files
@@ -79,7 +82,7 @@ def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "det
     rows = []
     for run in runs:
         try:
-            df = score_files(run.path, [Path(path)], faces=faces, progress=False)
+            df = score_files(run.path, [Path(path)], faces=faces, progress=False, faces_cache=faces_cache)
         except FaceforgeError as e:
             problems.append(f"{run.name}: {e}")
             continue
@@ -91,9 +94,10 @@ def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "det
     return (pd.concat(rows, ignore_index=True) if rows else None), problems
 
 
-def score_with_default(path: str | Path, faces: str = "detect") -> dict:
+def score_with_default(path: str | Path, faces: str = "detect", faces_cache: dict | None = None) -> dict:
     """The shipped default detector on one file: {available, row (the video row), frames: [(frame_index,
-    score, crop)] of the frames that drove the score}; ``available: False`` + reason when it cannot run."""
+    score, crop)] of the frames that drove the score}; ``available: False`` + reason when it cannot run.
+    ``faces_cache``: as in :func:`score_with_runs`."""
     try:
         from detect.score import load_run, score_file
     except ImportError as e:
@@ -101,7 +105,7 @@ def score_with_default(path: str | Path, faces: str = "detect") -> dict:
     try:
         lr = load_run(None)
         crops: list = []
-        row, _ = score_file(lr, Path(path), faces=faces, crops=crops)
+        row, _ = score_file(lr, Path(path), faces=faces, crops=crops, faces_cache=faces_cache)
     except FaceforgeError as e:
         return {"available": False, "reason": str(e)}
     except Exception as e:  # shown to the user, page stays up

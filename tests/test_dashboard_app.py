@@ -204,10 +204,11 @@ def test_detectors_empty_state(open_app, fx):
 # ---------------------------------------------------------------- Check a file
 def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
     det = types.ModuleType("detect")
-    det.seen = []
+    det.seen, det.caches = [], []
 
-    def score_files(run, files, faces="detect", progress=True):
+    def score_files(run, files, faces="detect", progress=True, faces_cache=None):
         det.faces = faces
+        det.caches.append(faces_cache)
         det.seen.append([Path(f) for f in files])
         assert all(Path(f).exists() for f in files)
         return pd.DataFrame({"path": [str(f) for f in files], "score": [0.75] * len(files)})
@@ -225,7 +226,7 @@ def test_check_a_file(open_app, fx, fake_provenance, monkeypatch):
     checked = det.seen[0][0]
     assert checked.name == "evil_name.mp4" and checked.parent.name.startswith("faceforge-check-")
     assert not checked.exists()  # the temp folder is gone after the checks
-    assert det.faces == "detect"
+    assert det.faces == "detect" and isinstance(det.caches[0], dict)   # one faces cache for every detector
     faces = {m.label: m.value for m in at.metric}.get("Frames with a face")
     if faces is not None:  # forge.data.clip present: faces counted on the 4-frame clip
         n_faces, n_frames = (int(x) for x in faces.split(" / "))

@@ -205,6 +205,37 @@ def test_provenance_unavailable_is_reported(fx, monkeypatch):
     assert out["available"] is False and "unavailable" in out["reason"]
 
 
+def test_check_finds_a_files_faces_once_for_every_detector(fx, monkeypatch):
+    """Check a file: two runs and the default detector, one faces cache -> the faces are found once."""
+    from types import SimpleNamespace
+
+    score = pytest.importorskip("detect.score")
+    found = []
+
+    def faces(path, size, mode, max_frames, every, backend):
+        found.append(path)
+        return np.zeros((2, size, size, 3), np.uint8), None, np.ones(2, bool), np.arange(2)  # 2 frames
+
+    def load_run(run=None):
+        return SimpleNamespace(path=run, cfg=SimpleNamespace(detector="stub", aggregate="mean"), metrics={},
+                               detector=SimpleNamespace(score_clip=lambda frames, lm: np.array([0.2, 0.8])),
+                               threshold={"video": 0.5}, crop_resolution=32)
+
+    monkeypatch.setattr(score, "_faces", faces)
+    monkeypatch.setattr(score, "load_run", load_run)
+    item = fx / "corpus" / "items" / "real_d0_a.mp4"
+    two_runs = [SimpleNamespace(name=n, path=fx / n) for n in ("a", "b")]
+    cache: dict = {}
+    table, problems = checks.score_with_runs(two_runs, item, faces_cache=cache)
+    default = checks.score_with_default(item, faces_cache=cache)
+    assert problems == [] and table["run"].tolist() == ["a", "b"] and table["score"].tolist() == [0.5, 0.5]
+    assert default["available"] and default["row"]["score"] == 0.5 and default["row"]["n_valid"] == 2
+    assert found == [item]                                        # once, for three detectors
+    checks.score_with_runs(two_runs, item)
+    checks.score_with_default(item)
+    assert len(found) == 4                                        # without the cache: once per detector
+
+
 # ---------------------------------------------------------------- review
 def test_wilson_interval_hand_values():
     lo, hi = wilson_interval(8, 10)

@@ -19,16 +19,19 @@ MB = 1 << 20
 
 
 def check_bytes(name: str, payload: bytes, corpus: Path | None, found_runs, faces: str = "detect") -> dict:
-    """Run the three checks on an uploaded file inside a temp folder (removed afterwards)."""
+    """Run the three checks on an uploaded file inside a temp folder (removed afterwards). The detectors
+    share one faces cache (``detect.score.faces_key``): the file's faces are found once, not once per model."""
     with tempfile.TemporaryDirectory(prefix="faceforge-check-") as tmp:
         base = Path(name.replace("\\", "/")).name  # drop any folder part of the client's file name
         suffix = Path(base).suffix.lower()
         path = Path(tmp) / (safe_name(Path(base).stem, 60) + (suffix if suffix.lstrip(".") in TYPES else ""))
         path.write_bytes(payload)
-        scores, problems = checks.score_with_runs(found_runs, path, faces) if found_runs else (None, [])
+        found_faces: dict = {}
+        scores, problems = (checks.score_with_runs(found_runs, path, faces, faces_cache=found_faces) if found_runs
+                            else (None, []))
         return {"name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
                 "provenance": checks.provenance_verdict(path, corpus), "scores": scores,
-                "default": checks.score_with_default(path, faces),
+                "default": checks.score_with_default(path, faces, faces_cache=found_faces),
                 "score_problems": problems, "faces": checks.find_faces(path)}
 
 
