@@ -193,6 +193,16 @@ def make_fixture_results(results: str | Path) -> Path:
     return results
 
 
+def make_fixture_tree(root: str | Path, *, size: int = 48, n_frames: int = 4) -> Path:
+    """``root/corpus`` (:func:`make_fixture_corpus`), ``root/runs/cnn`` (a run scored on it) and
+    ``root/results`` (a study file): what the dashboard's ``--corpus``/``--runs``/``--results`` open."""
+    root = Path(root)
+    corpus = make_fixture_corpus(root / "corpus", size=size, n_frames=n_frames)
+    make_fixture_run(root / "runs" / "cnn", corpus)
+    make_fixture_results(root / "results")
+    return root
+
+
 def synthetic_manifest(n: int, template) -> "pd.DataFrame":  # noqa: F821
     """``n`` rows cycling over ``template``'s rows (same files), unique item ids: for load-time tests."""
     import pandas as pd

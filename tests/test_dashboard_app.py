@@ -15,7 +15,7 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest  # noqa: E402
+from dashboard.fixture import make_fixture_tree, synthetic_manifest  # noqa: E402
 from dashboard.review import ReviewStore  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -24,10 +24,7 @@ TIMEOUT = 120  # seconds per script run (2 shared cores)
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dashapp")
-    corpus = make_fixture_corpus(root / "corpus", size=48, n_frames=4)
-    make_fixture_run(root / "runs" / "cnn", corpus)
-    make_fixture_results(root / "results")
+    root = make_fixture_tree(tmp_path_factory.mktemp("dashapp"))
     (root / "empty").mkdir()
     return root
 

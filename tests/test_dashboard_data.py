@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dashboard import checks, data, media, runs
-from dashboard.fixture import make_fixture_corpus, make_fixture_results, make_fixture_run, synthetic_manifest
+from dashboard.fixture import make_fixture_tree, synthetic_manifest
 from dashboard.review import (ReviewStore, Triplet, agreement_with_truth, inter_reviewer_agreement, make_triplet,
                               user_metric, wilson_interval)
 from core.common import FaceforgeError
@@ -20,11 +20,7 @@ from core.common import FaceforgeError
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dash")
-    corpus = make_fixture_corpus(root / "corpus", size=48, n_frames=4)
-    make_fixture_run(root / "runs" / "cnn", corpus)
-    make_fixture_results(root / "results")
-    return root
+    return make_fixture_tree(tmp_path_factory.mktemp("dash"))
 
 
 # ---------------------------------------------------------------- corpus
