@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -116,24 +117,31 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class Ours:
     name, bits = "faceforge", 64
     resync = False  # has its own synchronisation
+    sizes = None    # every size of the run
+    cfg = None      # WatermarkConfig (None = the defaults); the classical rows read the classical mark only
+
+    def config(self):
+        from provenance import watermark
+
+        return self.cfg or watermark.WatermarkConfig(read_learned=False)
 
     def carried(self, bits: np.ndarray, shape: tuple) -> np.ndarray:
         """The bits an image of this shape carries: small images only the low 32 (the short store index)."""
         from provenance import watermark
 
-        code = watermark.code_for(shape[-3], shape[-2], watermark.WatermarkConfig())
+        code = watermark.code_for(shape[-3], shape[-2], self.config())
         return bits[len(bits) - code.payload_bits:]
 
     def embed(self, img: np.ndarray, bits: np.ndarray) -> np.ndarray:
         from provenance import watermark
 
         self.n_carried = len(self.carried(bits, img.shape))      # read back at this length
-        return watermark.embed(img, _bits_to_int(bits))
+        return watermark.embed(img, _bits_to_int(bits), self.config())
 
     def decode(self, img: np.ndarray) -> tuple[np.ndarray | None, dict]:
         from provenance import watermark
 
-        r = watermark.decode(img)
+        r = watermark.decode(img, self.config())
         n = r.payload_bits if r.payload is not None else self.n_carried
         key = "raw_payload" if n == 64 else "raw_short"
         raw = r.payload if r.payload is not None else (int(r.extras[key], 16) if r.extras.get(key) else None)
@@ -159,7 +167,7 @@ class OursWithStore(Ours):
     def decode(self, img: np.ndarray) -> tuple[np.ndarray | None, dict]:
         from provenance import watermark
 
-        r = watermark.decode(img, candidates=self.registered)
+        r = watermark.decode(img, self.config(), candidates=self.registered)
         info = {"detected": r.detected, "p_value": r.p_value, "confidence": r.confidence,
                 "method": r.extras.get("method")}
         return (None if r.payload is None else _int_to_bits(r.payload, r.payload_bits)), info
@@ -249,10 +257,27 @@ def _int_to_bits(v: int, n: int) -> np.ndarray:
     return np.array([(v >> (n - 1 - i)) & 1 for i in range(n)], dtype=np.uint8)
 
 
-def make_methods(n_store: int) -> tuple[list, dict]:
-    methods = [Ours(), OursWithStore(n_store), InvisibleWatermark("dwtDct", 64), InvisibleWatermark("dwtDctSvd", 64)]
+def make_methods(n_store: int, names: tuple | None = None, wm_cfg=None) -> tuple[list, dict]:
+    """The methods of the run (``names``: only those), baselines only when available."""
+    from provenance.watermark import learned
+
+    from .watermark_learned import OursLearned, OursLearnedWithStore
+
+    methods = [Ours(), OursWithStore(n_store)]
+    for m in methods:
+        m.cfg = wm_cfg
+    if learned.available():
+        methods += [OursLearned(), OursLearnedWithStore(n_store)]
+    methods += [InvisibleWatermark("dwtDct", 64), InvisibleWatermark("dwtDctSvd", 64)]
     notes = {"faceforge+store": f"blind decoding, then the {n_store:,} payloads of a provenance store matched "
-                                "(the embedded one + random others), as `provenance verify --store` does"}
+                                "(the embedded one + random others), as `provenance verify --store` does",
+             "faceforge-learned": "the learned watermark (provenance/watermark/weights/learned128.pt), 128 px "
+                                  "only, read by the learned decoder alone (+store: and a store's payloads)"
+                                  if learned.available() else "not run: no learned weights installed"}
+    if names is not None:
+        methods = [m for m in methods if m.name in names]
+        if not any(n in ("rivaGan", "TrustMark-Q") for n in names):
+            return methods, notes
     try:
         from imwatermark import WatermarkEncoder
 
@@ -285,13 +310,22 @@ def load_images(cfg: BenchConfig) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def image_table(cfg, methods, images, rng) -> list[dict]:
+def _jobs(cfg, methods, sizes) -> list[tuple]:
+    """(method, size) pairs: every method at the main size, ours also at the small ones, each method
+    only at its own ``sizes`` (when set), and only the ``sizes`` selected (None: all)."""
+    ours = [m for m in methods if m.name.startswith("faceforge")]
+    jobs = [(m, cfg.size) for m in methods] + [(m, s) for s in cfg.small_sizes for m in ours]
+    return [(m, s) for m, s in jobs if (getattr(m, "sizes", None) is None or s in m.sizes)
+            and (sizes is None or s in sizes)]
+
+
+def image_table(cfg, methods, images, rng, sizes=None) -> list[dict]:
     from tqdm import tqdm
 
     rows = []
-    ours = [m for m in methods if m.name.startswith("faceforge")]
-    jobs = [(m, cfg.size) for m in methods] + [(m, s) for s in cfg.small_sizes for m in ours]
+    jobs = _jobs(cfg, methods, sizes)
     for method, size in jobs:
+        rng = _job_rng(cfg, method, size)
         acc = {a: {"bit_acc": [], "exact": [], "detected": []} for a in ATTACKS}
         psnrs, t_embed, t_decode = [], [], []
         for name, frame in tqdm(images, desc=f"{method.name}@{size}", leave=False):
@@ -327,7 +361,7 @@ def image_table(cfg, methods, images, rng) -> list[dict]:
     return rows
 
 
-def video_table(cfg, methods, rng) -> list[dict]:
+def video_table(cfg, methods, rng, sizes=None) -> list[dict]:
     import tempfile
 
     from tqdm import tqdm
@@ -335,10 +369,10 @@ def video_table(cfg, methods, rng) -> list[dict]:
     from forge.data.media import read_video, write_video
 
     rows = []
-    ours = [m for m in methods if m.name.startswith("faceforge")]
-    jobs = [(m, cfg.size) for m in methods] + [(m, s) for s in cfg.small_sizes if s >= 128 for m in ours]
+    jobs = [(m, s) for m, s in _jobs(cfg, methods, sizes) if s >= 128]
     with tempfile.TemporaryDirectory() as tmp:
         for method, size in jobs:
+            rng = _job_rng(cfg, method, size + 1)
             exact, bit_acc = [], []
             for v in tqdm(sorted(VIDEOS.glob("*.mp4")), desc=f"video {method.name}@{size}", leave=False):
                 clip = np.stack([square(f.image, size) for f in read_video(v, max_frames=cfg.video_frames)])
@@ -369,22 +403,32 @@ def video_table(cfg, methods, rng) -> list[dict]:
     return rows
 
 
-def false_positives(cfg, n_store: int, size: int | None = None) -> dict:
-    """Unmarked real frames (at their own size, or as ``size`` px centre squares), decoded blind and
-    with a store of ``n_store`` random payloads (none of them embedded anywhere): every detection is
-    a false positive."""
-    from tqdm import tqdm
-
+def fp_images(cfg, size: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """The unmarked real images of the false-positive scan: (name, RGB), native size or ``size`` px squares."""
     from forge.data.media import read_image, read_video
-    from provenance import watermark
 
     frames = []
     for v in sorted(VIDEOS.glob("*.mp4")):
         frames += [(f"{v.stem}#{f.index}", f.image) for f in read_video(v, every=cfg.fp_every)]
     frames += [(p.name, read_image(p)) for p in sorted(PORTRAITS.glob("*.jpg"))]
-    if size:
-        frames = [(name, square(img, size)) for name, img in frames]
-    store = [int(v) for v in np.random.default_rng(cfg.seed + 2).integers(0, 2 ** 63, size=n_store)]
+    return [(name, square(img, size)) for name, img in frames] if size else frames
+
+
+def fp_store(cfg, n_store: int) -> list[int]:
+    return [int(v) for v in np.random.default_rng(cfg.seed + 2).integers(0, 2 ** 63, size=n_store)]
+
+
+def false_positives(cfg, n_store: int, size: int | None = None) -> dict:
+    """Unmarked real frames (at their own size, or as ``size`` px centre squares), decoded blind and
+    with a store of ``n_store`` random payloads (none of them embedded anywhere) by the classical
+    decoder: every detection is a false positive (the learned decoder's scan: watermark_learned)."""
+    from tqdm import tqdm
+
+    from provenance import watermark
+
+    frames = fp_images(cfg, size)
+    store = fp_store(cfg, n_store)
+    wm_cfg = watermark.WatermarkConfig(read_learned=False)
     out = {"n_images": len(frames), "sources": "every %d-th frame of the 13 sample videos + the sample "
            "portraits, %s" % (cfg.fp_every, f"{size} px centre squares" if size else "native size"),
            "alpha": watermark.WatermarkConfig().alpha}
@@ -392,7 +436,7 @@ def false_positives(cfg, n_store: int, size: int | None = None) -> dict:
         ps, confs, detected = [], [], []
         t0 = time.perf_counter()
         for name, img in tqdm(frames, desc=f"false positives ({key})", leave=False):
-            r = watermark.decode(img, candidates=cands)
+            r = watermark.decode(img, wm_cfg, candidates=cands)
             ps.append(r.p_value)
             confs.append(r.confidence)
             if r.detected:
@@ -439,9 +483,19 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
     plt.close(fig)
 
 
+def _job_rng(cfg, method, size: int) -> np.random.Generator:
+    """Each (method, size) draws its payloads from its own stream, so a subset run (--methods, --sizes)
+    embeds the same payloads as the full run."""
+    import zlib
+
+    return np.random.default_rng([cfg.seed, size, zlib.crc32(method.name.encode())])
+
+
 def main(argv: list[str] | None = None) -> int:
-    from core.common import atomic_path, write_json_atomic
+    from core.common import FaceforgeError, atomic_path, parse_overrides, write_json_atomic
     from provenance.watermark import WatermarkConfig
+
+    from .watermark_learned import false_positives_learned
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-video", type=int, default=BenchConfig.per_video)
@@ -449,50 +503,96 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store-size", type=int, default=10_000,
                     help="payloads in the simulated provenance store (faceforge+store rows, FP scan)")
     ap.add_argument("--quick", action="store_true", help="3 videos, no small sizes, sparse FP scan (smoke run)")
+    ap.add_argument("--sizes", default=None, help="only these image sizes, e.g. 128 (comma-separated)")
+    ap.add_argument("--methods", default=None, help="only these methods, e.g. faceforge,faceforge-learned")
+    ap.add_argument("--no-fp", action="store_true", help="skip the false-positive scans")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the rows (and FP scans) this run measured in the results file")
+    ap.add_argument("--wm-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="classical WatermarkConfig override for a study (write with --out)")
+    ap.add_argument("--out", default=str(RESULTS / "watermark.json"), help="results JSON (csv/png beside it)")
+    ap.add_argument("--seed", type=int, default=BenchConfig.seed, help="payload draws (studies: other draws)")
     args = ap.parse_args(argv)
-    cfg = BenchConfig(per_video=args.per_video, fp_every=args.fp_every)
+    cfg = BenchConfig(per_video=args.per_video, fp_every=args.fp_every, seed=args.seed)
     if args.quick:
         cfg = BenchConfig(per_video=1, fp_every=100, small_sizes=())
-    rng = np.random.default_rng(cfg.seed)
+    sizes = None if args.sizes is None else tuple(int(v) for v in args.sizes.split(","))
+    names = None if args.methods is None else tuple(args.methods.split(","))
+    wm_cfg = WatermarkConfig(**{"read_learned": False, **parse_overrides(args.wm_set)}) if args.wm_set else None
     t0 = time.time()
-    methods, notes = make_methods(args.store_size)
+    methods, notes = make_methods(args.store_size, names, wm_cfg)
+    if not methods:
+        raise FaceforgeError(f"no such method: {args.methods}")
     images = load_images(cfg)
     if args.quick:
         images = images[:3]
-    rows = image_table(cfg, methods, images, rng)
-    rows += video_table(cfg, methods, rng) if not args.quick else []
-    fp = false_positives(cfg, args.store_size)
-    fp_small = {s: false_positives(cfg, args.store_size, s) for s in cfg.small_sizes if s >= 128}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"config": asdict(cfg), "watermark_config": asdict(WatermarkConfig()), "notes": notes,
+    rows = image_table(cfg, methods, images, None, sizes)
+    rows += video_table(cfg, methods, None, sizes) if not args.quick else []
+    fp, fp_small, fp_learned = None, {}, {}
+    if not args.no_fp:
+        store = fp_store(cfg, args.store_size)
+        fp_sizes = [s for s in cfg.small_sizes if s >= 128 and (sizes is None or s in sizes)]
+        if sizes is None or cfg.size in sizes:
+            fp = false_positives(cfg, args.store_size)
+        fp_small = {s: false_positives(cfg, args.store_size, s) for s in fp_sizes}
+        if any(m.name.startswith("faceforge-learned") for m in methods):
+            fp_learned = {"native": false_positives_learned(fp_images(cfg), store),
+                          **{str(s): false_positives_learned(fp_images(cfg, s), store) for s in fp_sizes}}
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out = {"config": asdict(cfg), "watermark_config": asdict(wm_cfg or WatermarkConfig()), "notes": notes,
            "n_images": len(images), "rows": rows, "false_positives": fp,
            "false_positives_small": {str(s): v for s, v in fp_small.items()},
+           "false_positives_learned": fp_learned,
            "targets": {"psnr_db": ">= 40 at 256 and 128 px",
                        "exact after": list(ATTACKS)[1:8] + ["h264_crf28+10pct_drop"],
                        "128px_blind": ">= 12/13 after none, jpeg_q50, resize_0.5, brightness +-20 %; "
                                       ">= 11/13 after crop_70pct_area and h264_crf28+10pct_drop",
                        "false_positive_p": "< 1e-6"},
            "runtime_s": round(time.time() - t0, 1)}
-    write_json_atomic(RESULTS / "watermark.json", out)
-    with atomic_path(RESULTS / "watermark.csv") as tmp, open(tmp, "w", newline="") as f:
+    if args.merge and out_path.is_file():
+        out = merged(json.loads(out_path.read_text()), out, args)
+    write_json_atomic(out_path, out)
+    rows = out["rows"]
+    with atomic_path(out_path.with_suffix(".csv")) as tmp, open(tmp, "w", newline="") as f:
         keys = ["method", "size", "attack", "payload_bits", "n", "bit_accuracy", "exact_payload_rate",
                 "psnr_db", "psnr_min_db", "embed_ms", "decode_ms"]
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in keys})
-    with atomic_path(RESULTS / "watermark.png") as tmp:
+    with atomic_path(out_path.with_suffix(".png")) as tmp:
         plot(rows, tmp, cfg.size)
-    for r in rows:
-        print(f"{r['method']:>15} {r['size']:>4}px {r['attack']:<24} exact {r['exact_payload_rate']:.2f} "
-              f"bits {r['bit_accuracy']:.3f} psnr {r.get('psnr_db', '')}")
-    print(f"false positives: {fp['n_detections']} of {fp['n_images']}, min p {fp['min_p_value']:.2e}, "
-          f"max confidence {fp['max_confidence']:.4f}; with a store of {args.store_size:,}: "
-          f"{fp['with_store']['n_detections']}, min p {fp['with_store']['min_p_value']:.2e}; {out['runtime_s']} s")
-    for s, f in fp_small.items():
-        print(f"false positives at {s} px: {f['n_detections']} of {f['n_images']}, min p {f['min_p_value']:.2e}; "
-              f"with the store: {f['with_store']['n_detections']}, min p {f['with_store']['min_p_value']:.2e}")
+    report(out, args.store_size)
     return 0
+
+
+def merged(old: dict, new: dict, args) -> dict:
+    """The previous results with this (partial) run's rows and scans replacing theirs."""
+    keys = {(r["method"], r["size"], r["attack"]) for r in new["rows"]}
+    rows = [r for r in old.get("rows", []) if (r["method"], r["size"], r["attack"]) not in keys] + new["rows"]
+    out = {**old, "rows": rows, "notes": {**old.get("notes", {}), **new["notes"]}}
+    if new["false_positives"] is not None:
+        out["false_positives"] = new["false_positives"]
+    out["false_positives_small"] = {**old.get("false_positives_small", {}), **new["false_positives_small"]}
+    out["false_positives_learned"] = {**old.get("false_positives_learned", {}), **new["false_positives_learned"]}
+    refresh = {"date": time.strftime("%Y-%m-%d"), "runtime_s": new["runtime_s"], "rows": len(new["rows"]),
+               "argv": " ".join(f"{k}={v}" for k, v in vars(args).items() if v not in (None, False, []))}
+    out["partial_refreshes"] = old.get("partial_refreshes", []) + [refresh]
+    return out
+
+
+def report(out: dict, n_store: int) -> None:
+    for r in out["rows"]:
+        print(f"{r['method']:>23} {r['size']:>4}px {r['attack']:<24} exact {r['exact_payload_rate']:.2f} "
+              f"bits {r['bit_accuracy']:.3f} psnr {r.get('psnr_db', '')}")
+    scans = ([("classical native", out["false_positives"])] if out.get("false_positives") else []) + \
+        [(f"classical {s} px", f) for s, f in out.get("false_positives_small", {}).items()] + \
+        [(f"learned {s}", f) for s, f in out.get("false_positives_learned", {}).items()]
+    for name, f in scans:
+        print(f"false positives ({name}): {f['n_detections']} of {f['n_images']}, min p {f['min_p_value']:.2e}; "
+              f"with a store of {n_store:,}: {f['with_store']['n_detections']}, "
+              f"min p {f['with_store']['min_p_value']:.2e}")
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def phash(path: Path) -> str | None:
 
 
 def watermark_file(src: str | os.PathLike, dst: str | os.PathLike, payload: int, *, crf: int | None = None,
-                   jpeg_quality: int = 95) -> dict:
+                   jpeg_quality: int = 95, method: str = "classical") -> dict:
     """Embed ``payload`` in every frame of an image or video and write ``dst`` (atomically).
+    ``method``: "classical" (the tiled pattern) or "learned" (:mod:`.watermark.learned`, short id only).
 
     Images are written as PNG or JPEG by ``dst``'s extension; videos as H.264 MP4 (``crf=None`` is
     lossless). Returns ``{path, payload, n_frames, psnr_db}``.
@@ -67,7 +68,7 @@ def watermark_file(src: str | os.PathLike, dst: str | os.PathLike, payload: int,
     else:
         frames = np.stack([f.image for f in media.read_video(src)])
         fps = float(media.video_info(src).get("fps") or 25.0)
-    marked = watermark.embed(frames, payload)
+    marked = watermark.embed(frames, payload, watermark.WatermarkConfig(method=method))
     mse = float(np.mean((marked.astype(np.float64) - frames) ** 2))
     if mime.startswith("image/"):
         from PIL import Image

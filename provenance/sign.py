@@ -52,12 +52,14 @@ def _ingredients(items: Iterable[Any], transcoded: bool):
 
 def sign_file(src: str | os.PathLike, dst: str | os.PathLike, *, identity, generation: dict,
               ingredients: Sequence[Any] = (), actions: Sequence[str] = ("created",),
-              payload: int | None = None, store: Store | str | os.PathLike | None = None) -> dict:
+              payload: int | None = None, store: Store | str | os.PathLike | None = None,
+              watermark_alg: str | None = None) -> dict:
     """Write ``dst`` = ``src`` + a signed C2PA manifest; record it in ``store``.
 
     ``ingredients``: paths (or ``{"path", "relationship", "title"}`` dicts) of the source portrait
     and driving video; for ``actions=("transcoded", ...)`` the first one is the parent file.
-    ``payload``: the watermark payload embedded in the pixels (adds a ``c2pa.soft-binding``).
+    ``payload``: the watermark payload embedded in the pixels (adds a ``c2pa.soft-binding``, whose
+    ``alg`` is ``watermark_alg``, by default the classical pattern's).
     Returns ``{path, sha256, payload, manifest_label, mime, actions}``.
     """
     from . import c2pa_io
@@ -68,7 +70,7 @@ def sign_file(src: str | os.PathLike, dst: str | os.PathLike, *, identity, gener
     ings = _ingredients(ingredients, transcoded="transcoded" in actions and "created" not in actions)
     manifest = build_manifest(dst.name, generation, actions, payload,
                               has_parent=any(i.relationship == "parentOf" for i in ings),
-                              ftyp_sha256=ftyp_digest(src))
+                              watermark_alg=watermark_alg, ftyp_sha256=ftyp_digest(src))
     c2pa_io.sign(src, dst, manifest, identity.signer, ings)
     report = c2pa_io.read(dst)  # read back: proves the file verifies, gives the label for the store
     failures = (list(report.integrity_failures) or strict_failures(dst, report.active)) if report else None

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--watermark", action="store_true", help="embed the faceforge watermark before signing")
     p.add_argument("--payload", default=None, help="64-bit payload as 16 hex digits (default: random; keep it random: sequential "
                         "ids share most of their code words, so a damaged copy cannot be told from its neighbours)")
+    p.add_argument("--watermark-method", choices=("classical", "learned"), default="classical",
+                   help="which watermark to embed (learned: the trained tile model, 32-bit short id)")
     p.add_argument("--crf", type=int, default=None, help="H.264 CRF when re-encoding a watermarked video")
     p.add_argument("--generation", default="{}", help="generation parameters: JSON text or @file.json")
     p.add_argument("--ingredient", action="append", default=[], help="source portrait / driving video (repeat)")
@@ -91,9 +93,21 @@ def run(args: argparse.Namespace) -> int:
         if args.watermark:
             payload = payload if payload is not None else new_payload(args.store)  # short id new to the store
             to_sign = Path(tmp) / f"marked{out.suffix or src.suffix}"
-            marked = watermark_file(src, to_sign, payload, crf=args.crf)
+            marked = watermark_file(src, to_sign, payload, crf=args.crf, method=args.watermark_method)
             result["watermark"] = {k: v for k, v in marked.items() if k != "path"}
         result.update(sign_file(to_sign, out, identity=identity, generation=_generation(args.generation),
-                                ingredients=ingredients, actions=actions, payload=payload, store=args.store))
+                                ingredients=ingredients, actions=actions, payload=payload, store=args.store,
+                                watermark_alg=_alg(args.watermark_method) if args.watermark else None))
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _alg(method: str) -> str:
+    """The soft-binding ``alg`` the manifest records for a watermark method."""
+    from provenance import watermark
+
+    if method == "learned":
+        from provenance.watermark import learned
+
+        return learned.ALG_NAME
+    return watermark.ALG_NAME

@@ -15,6 +15,9 @@ assert SHORT_BITS == ecc.SHORT.payload_bits
 @dataclass(frozen=True)
 class WatermarkConfig:
     key: str = "faceforge-watermark-v1"   # keyed pattern; a different key reads as "no watermark"
+    method: str = "classical"             # embedding: "classical" (this tiled pattern) or "learned" (.learned)
+    read_learned: bool = True             # decode: also try the learned model (when installed) if this one fails
+    learned_weights: str = ""             # the learned model file ("" = provenance/watermark/weights/learned128.pt)
     tile: int = 64                        # P: period of the pattern in pixels
     r_lo: float = 2.0                     # annulus of frequencies used, in cycles per tile
     r_hi: float = 14.0                    # <= P/4 so the pattern survives a 0.5x downscale

@@ -29,6 +29,8 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     payloads (or their short ids) present (see :func:`.match.matched`), M1 in the file as embedded
     (scale 1, tile phase 0: a re-encoded copy, one geometry) and M at every geometry the sync maps
     suggest? Bonferroni over 5 families then. ``extras['method']`` says which way the payload was found.
+    When none of this is conclusive and ``cfg.read_learned``, the learned watermark is read too (when its
+    weights are installed); ``extras['watermark']`` says which mark a detected payload came from.
     """
     cfg = cfg or WatermarkConfig()
     arr, _ = as_frames(frames)
@@ -77,8 +79,29 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
               "raw_payload": payload_text(raw.get(64), 64), "raw_short": payload_text(raw.get(32), 32), **extras}
     if r.payload is not None and not detected:
         extras["candidate_payload"] = payload_text(r.payload, r.code.payload_bits)
+    if detected:
+        extras["watermark"] = "classical"
+    elif cfg.read_learned:
+        learned = _learned(frames, cfg, candidates)
+        if learned is not None and learned.detected:
+            return learned
     return WatermarkResult(payload=r.payload if detected else None, detected=detected, confidence=1.0 - p,
                            p_value=p, z=r.z, scale=r.scale, shift=tuple(round(float(v), 2) for v in r.shift),
                            bit_errors=r.bit_errors if detected else None, n_frames=len(arr), tests=tests,
                            crc_ok=r.payload is not None, extras=extras,
                            payload_bits=r.code.payload_bits if r.payload is not None else ecc.LONG.payload_bits)
+
+
+def _learned(frames, cfg: WatermarkConfig, candidates) -> WatermarkResult | None:
+    """The learned watermark's read (:mod:`.learned`) when its model is installed and the image is large
+    enough; None otherwise. Its own alpha: a file is tested for both marks, so the false-alarm rate of
+    ``decode`` is at most twice ``alpha``."""
+    from . import learned
+
+    lcfg = learned.LearnedConfig(weights=cfg.learned_weights, alpha=cfg.alpha)
+    if not learned.available(lcfg):
+        return None
+    arr, _ = as_frames(frames)
+    if min(arr.shape[1:3]) < 32:
+        return None
+    return learned.decode(arr, lcfg, candidates=candidates)

@@ -160,8 +160,15 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None, code: ecc.Co
     """Watermark one image ``(H, W, 3)`` or every frame of a clip ``(N, H, W, 3)`` (uint8 RGB).
 
     ``payload`` is the render's 64-bit payload; images below ``cfg.short_below`` px carry only its
-    32-bit :func:`short_id` (``code`` overrides the choice)."""
+    32-bit :func:`short_id` (``code`` overrides the choice). ``cfg.method == "learned"`` embeds the learned
+    tile instead (:mod:`.learned`; always the short id)."""
     cfg = cfg or WatermarkConfig()
+    if cfg.method == "learned":
+        from . import learned
+
+        return learned.embed(frames, payload, learned.LearnedConfig(weights=cfg.learned_weights))
+    if cfg.method != "classical":
+        raise FaceforgeError(f"unknown watermark method {cfg.method!r} (classical or learned)")
     arr, single = as_frames(frames)
     if not 0 <= int(payload) < (1 << ecc.LONG.payload_bits):
         raise FaceforgeError(f"watermark payload must be an unsigned 64-bit integer, got {payload}")
