@@ -453,36 +453,6 @@ def false_positives(cfg, n_store: int, size: int | None = None) -> dict:
     return out
 
 
-def plot(rows: list[dict], path: Path, size: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    attacks = list(ATTACKS) + [r["attack"] for r in rows if r["attack"].startswith("h264")][:1]
-    series = [(m, size) for m in dict.fromkeys(r["method"] for r in rows)] + \
-             [(m, s) for s in sorted({r["size"] for r in rows if r["size"] != size})
-              for m in dict.fromkeys(r["method"] for r in rows if r["size"] == s)]
-    fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
-    width = 0.8 / len(series)
-    for k, (m, s) in enumerate(series):
-        sel = {r["attack"]: r for r in rows if r["method"] == m and r["size"] == s}
-        xs = np.arange(len(attacks)) + k * width
-        for ax, key in zip(axes, ("exact_payload_rate", "bit_accuracy")):
-            ax.bar(xs, [sel[a][key] if a in sel else np.nan for a in attacks], width, label=f"{m} @{s}px")
-    axes[0].set_ylabel("exact payload rate")
-    axes[1].set_ylabel("bit accuracy")
-    axes[1].set_ylim(0.4, 1.0)
-    axes[1].set_xticks(np.arange(len(attacks)) + 0.4 - width / 2)
-    axes[1].set_xticklabels(attacks, rotation=25, ha="right")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, ncol=5, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.95))
-    fig.suptitle("Watermark robustness on real sample frames (higher is better)")
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _job_rng(cfg, method, size: int) -> np.random.Generator:
     """Each (method, size) draws its payloads from its own stream, so a subset run (--methods, --sizes)
     embeds the same payloads as the full run."""
@@ -496,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     from provenance.watermark import WatermarkConfig
 
     from .watermark_learned import false_positives_learned
+    from .watermark_report import merged, plot, report
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-video", type=int, default=BenchConfig.per_video)
@@ -532,9 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fp:
         store = fp_store(cfg, args.store_size)
         fp_sizes = [s for s in cfg.small_sizes if s >= 128 and (sizes is None or s in sizes)]
-        if sizes is None or cfg.size in sizes:
-            fp = false_positives(cfg, args.store_size)
-        fp_small = {s: false_positives(cfg, args.store_size, s) for s in fp_sizes}
+        if any(m.name in ("faceforge", "faceforge+store") for m in methods):      # the classical decoder
+            if sizes is None or cfg.size in sizes:
+                fp = false_positives(cfg, args.store_size)
+            fp_small = {s: false_positives(cfg, args.store_size, s) for s in fp_sizes}
         if any(m.name.startswith("faceforge-learned") for m in methods):
             fp_learned = {"native": false_positives_learned(fp_images(cfg), store),
                           **{str(s): false_positives_learned(fp_images(cfg, s), store) for s in fp_sizes}}
@@ -565,34 +537,6 @@ def main(argv: list[str] | None = None) -> int:
         plot(rows, tmp, cfg.size)
     report(out, args.store_size)
     return 0
-
-
-def merged(old: dict, new: dict, args) -> dict:
-    """The previous results with this (partial) run's rows and scans replacing theirs."""
-    keys = {(r["method"], r["size"], r["attack"]) for r in new["rows"]}
-    rows = [r for r in old.get("rows", []) if (r["method"], r["size"], r["attack"]) not in keys] + new["rows"]
-    out = {**old, "rows": rows, "notes": {**old.get("notes", {}), **new["notes"]}}
-    if new["false_positives"] is not None:
-        out["false_positives"] = new["false_positives"]
-    out["false_positives_small"] = {**old.get("false_positives_small", {}), **new["false_positives_small"]}
-    out["false_positives_learned"] = {**old.get("false_positives_learned", {}), **new["false_positives_learned"]}
-    refresh = {"date": time.strftime("%Y-%m-%d"), "runtime_s": new["runtime_s"], "rows": len(new["rows"]),
-               "argv": " ".join(f"{k}={v}" for k, v in vars(args).items() if v not in (None, False, []))}
-    out["partial_refreshes"] = old.get("partial_refreshes", []) + [refresh]
-    return out
-
-
-def report(out: dict, n_store: int) -> None:
-    for r in out["rows"]:
-        print(f"{r['method']:>23} {r['size']:>4}px {r['attack']:<24} exact {r['exact_payload_rate']:.2f} "
-              f"bits {r['bit_accuracy']:.3f} psnr {r.get('psnr_db', '')}")
-    scans = ([("classical native", out["false_positives"])] if out.get("false_positives") else []) + \
-        [(f"classical {s} px", f) for s, f in out.get("false_positives_small", {}).items()] + \
-        [(f"learned {s}", f) for s, f in out.get("false_positives_learned", {}).items()]
-    for name, f in scans:
-        print(f"false positives ({name}): {f['n_detections']} of {f['n_images']}, min p {f['min_p_value']:.2e}; "
-              f"with a store of {n_store:,}: {f['with_store']['n_detections']}, "
-              f"min p {f['with_store']['min_p_value']:.2e}")
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def train(cache: Path, out: Path, cfg: TrainConfig, export: Path | None = None) 
         a = acc.setdefault(name, [])
         a.append(float(((logits > 0) == (bits > 0)).float().mean()))
         if step % cfg.log_every == 0:
-            rec = {"step": step, "minutes": round((time.time() - t0) / 60, 2), "loss": round(float(loss), 4),
+            rec = {"step": step, "minutes": round((time.time() - t0) / 60, 2), "loss": round(loss.item(), 4),
                    **{k: round(float(np.mean(v[-20:])), 3) for k, v in sorted(acc.items())}}
             log.write(json.dumps(rec) + "\n")
             log.flush()
