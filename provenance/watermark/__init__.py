@@ -16,6 +16,10 @@ both payload lengths, and reports a payload only when its CRC passes and the p-v
 hypothesis families *and* the two lengths) is below ``alpha`` = 1e-6. With a provenance store's
 payloads, family M (:mod:`.match`) recognises a known payload where blind reading fails.
 
+:mod:`.learned` is the learned alternative (a trained tile encoder/decoder, 32-bit short id only):
+``WatermarkConfig(method="learned")`` embeds it, and ``decode`` also reads it when the classical mark
+is not found (``extras["watermark"]`` names the mark); the classical pattern stays the default.
+
 Public: ``embed(frames, payload)``, ``decode(frames, candidates=None) -> WatermarkResult``,
 ``WatermarkConfig``, ``code_for``, ``short_id``, ``ALG_NAME``.
 """

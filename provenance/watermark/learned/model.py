@@ -5,12 +5,13 @@ Both work in *tile space*, which keeps them small enough to train on one CPU cor
 * the mark is one ``T x T`` tile (T = ``tile`` px, 64) repeated over the image, like the classical
   pattern; the encoder generates it at ``grid`` x ``grid`` (32) from the 162 code bits of the short
   payload and the folded host (host-aware, as the classical informed embedding is), then upsamples it
-  circularly to T and scales it to an exact RMS, so the PSNR target holds by construction
-  (:func:`amplitude`);
+  circularly to T, mixes in a fixed keyed sync tile (``sync_share`` of the energy) and scales it to an
+  exact RMS, so the PSNR target holds by construction (:func:`amplitude`);
 * the decoder high-passes the (attacked) luma, folds it modulo T (a crop only shifts the fold
-  circularly), averages it down to ``grid``, normalises its RMS (brightness and contrast changes cancel)
-  and reads it with a circularly padded, dilated CNN ending in global average pooling, so a circular
-  shift of the fold — a crop at any offset — reads the same bits.
+  circularly), finds that shift from the sync tile (phase-only correlation, :func:`sync_map`), rolls the
+  fold back, averages it down to ``grid``, normalises its RMS (brightness and contrast changes cancel)
+  and reads it with a linear layer plus a small CNN. (A decoder made shift-invariant by construction —
+  circular CNN + global average pooling, no sync — did not learn at all on this budget.)
 """
 
 from __future__ import annotations
