@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.common import FaceforgeError
+from people_cache import PeopleCache
 
 SIZE = 64
 
@@ -105,21 +106,14 @@ def test_cross_blend_frames_and_bad_input(video):
         align(frames[1], lm[1], lm[0], "tps")
 
 
-class VideoCache:
-    """The part of PreparedCache the SBI trainer reads: 3 people, each the fixture video shifted."""
+class VideoCache(PeopleCache):
+    """3 people, each the fixture video shifted."""
 
     def __init__(self, video):
         self.frames, self.lm = video
         self.people = ["p_train", "p_val", "p_test"]
 
-    def identities(self):
-        return list(self.people)
-
-    def videos_of(self, person):
-        return [person + "_v"]
-
-    def load(self, vid):
-        k = self.people.index(vid[:-2])
+    def frames_of(self, k):
         return np.roll(self.frames, k, axis=2), (self.lm + [k, 0]).astype(np.float32)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.common import FaceforgeError
+from people_cache import PeopleCache
 
 SIZE = 64
 
@@ -99,21 +100,14 @@ def test_platt_calibration_fits_known_logits():
     assert logit([0.5])[0] == 0.0
 
 
-class TinyCache:
-    """The part of PreparedCache the SBI trainer reads: 4 people, 5 frames each (a real face, shifted)."""
+class TinyCache(PeopleCache):
+    """4 people, 5 frames each (a real face, shifted)."""
 
     def __init__(self, face):
         self.img, self.lm = face
         self.people = ["p_train1", "p_train2", "p_val", "p_test"]
 
-    def identities(self):
-        return list(self.people)
-
-    def videos_of(self, person):
-        return [person + "_v"]
-
-    def load(self, vid):
-        k = self.people.index(vid[:-2])
+    def frames_of(self, k):
         frames = np.stack([np.roll(self.img, k + i, axis=1) for i in range(5)])        # (5, S, S, 3)
         lm = np.stack([self.lm + [k + i, 0] for i in range(5)]).astype(np.float32)    # (5, 68, 2)
         lm[0] = np.nan                                                                 # a frame without a face
