@@ -1,0 +1,96 @@
+"""Validation for choosing between generator exports, never on the held-out ten (``forge_eval``'s people).
+
+    python -m benchmarks.forge_val NAME=EXPORT [NAME=EXPORT ...] [--cache out/cache128_all]
+
+1. Self-reenactment on 12 *training* people (every 4th training video, unseen frames of seen people):
+   SSIM and mouth-box L1 of the warp baseline and each export's FF, at T = 1 and 8.
+2. Cross-reenactment on validation sources that are not ``forge_eval``'s: three other sample portraits
+   (driven by d0) and four pairs of training people, retargeted as ``forge_eval``: CSIM to the source,
+   warp vs each export's FF.
+
+This is how the shipped talker128.pt's last two phases were chosen (forge/weights/README.md). Writes
+benchmarks/results/forge_val.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+ROOT = HERE.parent
+VAL_PORTRAIT_DRIVER = "d0"
+VAL_PAIRS = (("d3", "lrs2_00016"), ("dpe_s", "grid_sbia1a"), ("styletalk_feifeili", "vox2_00098"),
+             ("hdtf_rd_radio34", "eamm_surprised"))
+
+
+def self_rows(cache_root: Path, talker, n_videos: int = 12) -> dict:
+    from forge.data import PreparedCache
+    from forge.evaluate import EvalConfig, _valid_mask, render_method, resize_clip, split_frames
+    from forge.metrics import mouth_l1, ssim
+
+    from benchmarks.forge_eval import HOLDOUT
+
+    cache = PreparedCache(cache_root)
+    videos = [v for v in cache.video_ids() if v not in HOLDOUT][1::4][:n_videos]
+    acc: dict[str, list[float]] = {}
+    for v in videos:
+        frames, lms = resize_clip(*cache.load(v), talker.resolution)
+        valid = _valid_mask(cache, v, len(frames))
+        for t in (1, 8):
+            fit, ev = split_frames(valid, t, 8)
+            for method in ("warp", "ff"):
+                fake = render_method(method, talker, frames[fit], lms[fit], lms[ev], EvalConfig(), t)
+                acc.setdefault(f"{method}_T{t}_ssim", []).append(float(ssim(fake, frames[ev])))
+                acc.setdefault(f"{method}_T{t}_mouth_l1", []).append(float(mouth_l1(fake, frames[ev], lms[ev])))
+    return {"videos": videos, **{k: float(np.mean(x)) for k, x in acc.items()}}
+
+
+def cross_rows(cache_root: Path, talker) -> dict:
+    import benchmarks.forge_eval as fe
+
+    portraits = sorted(p.name for p in (ROOT / "data" / "sample" / "portraits").iterdir()
+                       if p.name not in {name for _, name in fe.PORTRAITS})[:3]
+    saved = fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS
+    fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS = tuple(("val", n) for n in portraits), VAL_PORTRAIT_DRIVER, VAL_PAIRS
+    try:
+        rows = fe.cross_reenactment(cache_root, talker, argparse.Namespace(backend="auto", cross_t=8, cross_frames=8))
+    finally:
+        fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS = saved
+    mean = {m: float(np.mean([r["csim_source"] for r in rows if r["method"] == m])) for m in ("warp", "ff")}
+    return {"sources": [r["source"] for r in rows if r["method"] == "ff"], "csim_source": mean,
+            "ff_minus_warp": mean["ff"] - mean["warp"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from core.common import write_json_atomic
+    from forge.animate import load_talker
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("exports", nargs="+", metavar="NAME=EXPORT")
+    ap.add_argument("--cache", default=str(ROOT / "out" / "cache128_all"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    out = {"what": "validation (training people, other portraits): warp vs FF per export; never the held-out ten",
+           "exports": {}}
+    for spec in args.exports:
+        name, _, path = spec.partition("=")
+        talker = load_talker(path)
+        out["exports"][name] = {"checkpoint": path, "version": talker.version,
+                                "self": self_rows(Path(args.cache), talker), "cross": cross_rows(Path(args.cache), talker)}
+        print(name, json.dumps({k: v for k, v in out["exports"][name]["self"].items() if k != "videos"}),
+              out["exports"][name]["cross"]["csim_source"], flush=True)
+    write_json_atomic(RESULTS / "forge_val.json", out)
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmarks import run_script
+
+    run_script(main)
