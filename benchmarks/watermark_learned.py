@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .watermark import Ours, OursWithStore, _bits_to_int, _int_to_bits
+from .watermark_methods import Ours, OursWithStore, _bits_to_int, _int_to_bits
 
 
 class OursLearned(Ours):

@@ -15,7 +15,7 @@ def plot(rows: list[dict], path: Path, size: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .watermark import ATTACKS
+    from .watermark_attacks import ATTACKS
 
     attacks = list(ATTACKS) + [r["attack"] for r in rows if r["attack"].startswith("h264")][:1]
     series = [(m, size) for m in dict.fromkeys(r["method"] for r in rows)] + \

@@ -239,7 +239,7 @@ def test_benchmark_runs_trustmark_only_from_local_weights(tmp_path, monkeypatch)
     # A trustmark package without its weights must be reported, not downloaded or half-run.
     import sys
 
-    from benchmarks import watermark as bench
+    from benchmarks import watermark_methods as bench
 
     pkg = tmp_path / "trustmark"
     (pkg / "models").mkdir(parents=True)

@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from benchmarks.watermark import jpeg, square
+from benchmarks.watermark_attacks import jpeg, square
 from provenance import api, ecc
 from provenance import watermark as wm
 from provenance.store import Store, short_id
