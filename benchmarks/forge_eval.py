@@ -60,9 +60,11 @@ def _evenly(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int))
 
 
-def cross_reenactment(cache_root: Path, talker, args, picture: Path | None = None) -> list[dict]:
-    """Portraits and held-out people driven by another held-out person (retargeted, 'relative'
-    expression), warp vs the shipped generator's FF on the same source frame(s): cross_metrics rows.
+def cross_reenactment(cache_root: Path, talker, args, picture: Path | None = None, portraits=PORTRAITS,
+                      portrait_driver: str = PORTRAIT_DRIVER, pairs=CROSS_PAIRS) -> list[dict]:
+    """Portraits (driven by ``portrait_driver``) and people driven by another person (``pairs`` of video ids;
+    by default the held-out ones; retargeted, 'relative' expression), warp vs the shipped generator's FF on
+    the same source frame(s): cross_metrics rows.
     ``picture``: a PNG, one row per source: source | driver frames | warp | shipped FF (4 frames each)."""
     from forge.animate import Source, render_warp, target_landmarks
     from forge.data import PreparedCache, extract_clip, get_detector
@@ -72,10 +74,10 @@ def cross_reenactment(cache_root: Path, talker, args, picture: Path | None = Non
     cache, size = PreparedCache(cache_root), talker.resolution
     encoder, detector = IdentityEncoder(), get_detector(args.backend)
     sources = []
-    for kind, name in PORTRAITS:
+    for kind, name in portraits:
         clip = extract_clip(ROOT / "data" / "sample" / "portraits" / name, resolution=size, backend=args.backend)
-        sources.append((f"{kind}:{name}", clip.frames[:1], clip.landmarks[:1], PORTRAIT_DRIVER))
-    for src_id, drv_id in CROSS_PAIRS:
+        sources.append((f"{kind}:{name}", clip.frames[:1], clip.landmarks[:1], portrait_driver))
+    for src_id, drv_id in pairs:
         frames, lms = cache.load(src_id)
         pick = _evenly(len(frames), args.cross_t)
         sources.append((src_id, frames[pick], lms[pick], drv_id))

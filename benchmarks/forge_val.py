@@ -55,12 +55,9 @@ def cross_rows(cache_root: Path, talker) -> dict:
 
     portraits = sorted(p.name for p in (ROOT / "data" / "sample" / "portraits").iterdir()
                        if p.name not in {name for _, name in fe.PORTRAITS})[:3]
-    saved = fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS
-    fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS = tuple(("val", n) for n in portraits), VAL_PORTRAIT_DRIVER, VAL_PAIRS
-    try:
-        rows = fe.cross_reenactment(cache_root, talker, argparse.Namespace(backend="auto", cross_t=8, cross_frames=8))
-    finally:
-        fe.PORTRAITS, fe.PORTRAIT_DRIVER, fe.CROSS_PAIRS = saved
+    rows = fe.cross_reenactment(cache_root, talker, argparse.Namespace(backend="auto", cross_t=8, cross_frames=8),
+                                portraits=tuple(("val", n) for n in portraits),
+                                portrait_driver=VAL_PORTRAIT_DRIVER, pairs=VAL_PAIRS)
     mean = {m: float(np.mean([r["csim_source"] for r in rows if r["method"] == m])) for m in ("warp", "ff")}
     return {"sources": [r["source"] for r in rows if r["method"] == "ff"], "csim_source": mean,
             "ff_minus_warp": mean["ff"] - mean["warp"]}

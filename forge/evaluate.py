@@ -105,10 +105,7 @@ def render_method(method: str, talker, fit_frames, fit_lm, eval_lm, cfg: EvalCon
     if method == "warp":
         return render_warp(Source(frames=fit_frames, landmarks=fit_lm), eval_lm)
     if method == "guide":
-        from forge.guide import warp_guide
-
-        m = talker.model_cfg
-        return warp_guide(fit_frames, fit_lm, eval_lm, k=m.guide_sources, tau=m.guide_tau)[0]
+        return talker.guide_images(fit_frames, fit_lm, eval_lm)[0]
     person = talker.fit(fit_frames, fit_lm, mode=method, steps=cfg.ft_steps if method == "ft" else None,
                         seed=cfg.seed + t)
     return talker.render(person, eval_lm)

@@ -184,11 +184,19 @@ class Talker:
         -> (T, 4, S, S) tensor, or None for the paper's G."""
         if not self.uses_guide:
             return None
-        from forge.guide import guide_tensor, warp_guide
+        from forge.guide import guide_tensor
+
+        return guide_tensor(*self.guide_images(frames, points, points, exclude_self=True)).to(self.device)
+
+    def guide_images(self, frames: np.ndarray, points: np.ndarray, targets: np.ndarray,
+                     exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """This model's warp guide: fit frames (T, S, S, 3) uint8 + their landmarks (T, 68, 2) warped to
+        targets (N, 68, 2), blending its ``guide_sources`` nearest frames -> (warped (N, S, S, 3) uint8,
+        validity (N, S, S))."""
+        from forge.guide import warp_guide
 
         m = self.model_cfg
-        return guide_tensor(*warp_guide(frames, points, points, k=m.guide_sources, tau=m.guide_tau,
-                                        exclude_self=True)).to(self.device)
+        return warp_guide(frames, points, targets, k=m.guide_sources, tau=m.guide_tau, exclude_self=exclude_self)
 
     def _finetune(self, frames, landmark_images, points, guide, e_hat, psi0, steps, seed, cfg: FitConfig, progress):
         from tqdm import tqdm
@@ -280,8 +288,6 @@ class Talker:
 
     def _render_guide(self, person: Person, points: np.ndarray) -> torch.Tensor:
         """(b, 68, 2) target landmarks -> (b, 4, S, S): the nearest fit frame(s) warped to each."""
-        from forge.guide import guide_tensor, warp_guide
+        from forge.guide import guide_tensor
 
-        m = self.model_cfg
-        return guide_tensor(*warp_guide(person.frames, person.landmarks, points, k=m.guide_sources,
-                                        tau=m.guide_tau)).to(self.device)
+        return guide_tensor(*self.guide_images(person.frames, person.landmarks, points)).to(self.device)

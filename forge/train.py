@@ -117,7 +117,7 @@ class MetaTrainer:
 
         ck = load_checkpoint(path, map_location=self.device)
         try:   # older checkpoints lack newer fields: compare with their defaults filled in
-            theirs = dataclasses.asdict(ModelConfig(**ck.get("model_cfg", {})))
+            theirs = dataclasses.asdict(ModelConfig(**ck.get("model_cfg")))
         except (TypeError, ValueError):
             raise FaceforgeError(mismatch) from None
         ours = dataclasses.asdict(self.model_cfg)
