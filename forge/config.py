@@ -86,6 +86,10 @@ class TrainConfig:
     holdout: tuple[str, ...] = ("d12", "d18", "hdtf_wda_katiehill")  # identities never trained on
     guide_single_p: float = 0.0     # warp_guided: share of episodes whose guide is warped from ONE random source
                                     # frame (the T = 1 regime: far poses, big warp errors; ours)
+    cross_batch: int = 0            # warp_guided: cross-identity episodes per step (another person's motion
+                                    # retargeted onto the source; no ground truth; forge.data.cross; ours)
+    cross_identity_weight: float = 2.0  # their loss: face-net 1 - cos to the mean of the source frames' descriptors
+    cross_anchor_weight: float = 1.0    # + L1 to their own warp guide where it is valid (keeps them the warp's face)
     seed: int = 0
     init_from: str | None = None    # a run's checkpoint.pt to start a NEW run from (weights, optimisers, step;
                                     # e.g. a second phase with other losses); ignored once OUT has a checkpoint

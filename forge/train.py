@@ -60,6 +60,13 @@ class MetaTrainer:
         for m in (self.E, self.G, self.D):
             broadcast_module(m, self.ctx)
         self.content = ContentLoss(cfg.content).to(self.device)
+        self.cross_face = None
+        if cfg.cross_batch:
+            if cfg.model.generator != "warp_guided":
+                raise FaceforgeError("cross_batch > 0 needs generator: warp_guided")
+            from forge.face_loss import FaceNetLoss
+
+            self.cross_face = FaceNetLoss(cfg.cross_identity_weight, 0.0, self.device)
         self.g_params = list(self.E.parameters()) + list(self.G.parameters())
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr_g, betas=tuple(cfg.betas))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
@@ -91,7 +98,10 @@ class MetaTrainer:
                 "images_seen": self.step * self.cfg.batch_size * world * (self.cfg.k_shot + 1),
                 "train_seconds": round(self.elapsed, 1), "training_videos": self.sampler.video_ids,
                 "holdout": list(self.cfg.holdout), "resolution": self.model_cfg.resolution,
-                "generator": self.model_cfg.generator, "phases": self.phases}
+                "generator": self.model_cfg.generator, "phases": self.phases,
+                "cross_episodes": (f"{self.cfg.cross_batch} per step (forge.data.cross): face-net 1 - cos to the "
+                                   f"sources x {self.cfg.cross_identity_weight:g} + L1 to the valid guide x "
+                                   f"{self.cfg.cross_anchor_weight:g}") if self.cfg.cross_batch else None}
 
     def _resume(self) -> None:
         path, self.phases = self.out / CHECKPOINT, []
@@ -170,6 +180,8 @@ class MetaTrainer:
             terms = {**self.content(fake, ep.x_tgt, ep.p_tgt),
                      **generator_adversarial(r_fake, f_fake, f_real, cfg.lambda_fm, cfg.lambda_adv),
                      **embedding_match(w, e_hat, cfg.lambda_mch)}
+            if cfg.cross_batch:
+                terms.update(self._cross_terms())
             loss_g = _sum(terms).float()
         self.D.requires_grad_(True)
         finite = bool(torch.isfinite(loss_g))
@@ -212,6 +224,20 @@ class MetaTrainer:
             row.update(out_l1=float((fake.detach() - ep.x_tgt).abs().mean()),
                        warp_l1=float((ep.guide[:, :3] - ep.x_tgt).abs().mean()))
         return row, ep, fake.detach()
+
+    def _cross_terms(self) -> dict[str, torch.Tensor]:
+        """Cross-identity episodes (``forge.data.cross``): the face net's 1 - cos between each output and
+        the mean descriptor of its K source frames, + L1 to its own warp guide where the guide is valid."""
+        from forge.data.cross import sample_cross
+
+        cfg, ep = self.cfg, sample_cross(self.sampler, self.cfg.cross_batch).to(self.device)
+        b, k = ep.x_src.shape[:2]
+        source = self.cross_face.describe(ep.x_src.flatten(0, 1), ep.p_src.flatten(0, 1)).view(b, k, -1).mean(1)
+        fake = self.fG(ep.y_tgt, self.G.project(self.fE(ep.x_src, ep.y_src)), ep.guide)   # (b, 3, S, S)
+        valid = ep.guide[:, 3:]                                                             # (b, 1, S, S)
+        anchor = ((fake - ep.guide[:, :3]).abs() * valid).sum() / (3 * valid.sum() + 1e-6)
+        return {"x_id": cfg.cross_identity_weight * self.cross_face.identity_to(fake, ep.p_tgt, source),
+                "x_anchor": cfg.cross_anchor_weight * anchor}
 
     # ------------------------------------------------------------------ outputs
     def _write_samples(self, ep: Episode, fake: torch.Tensor) -> None:

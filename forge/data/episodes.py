@@ -98,14 +98,18 @@ class EpisodeSampler:
                        torch.cat(guides) if guides else None, torch.from_numpy(np.stack(pt)))  # (B, 4, S, S), (B, 68, 2)
 
     def _guide(self, v: int, idx: np.ndarray) -> torch.Tensor:
-        """The target idx[-1] warped from the nearest source frame(s) idx[:-1] -> (1, 4, S, S); with
-        probability guide_single_p from one random source frame instead (the T = 1 regime)."""
+        """The target idx[-1] warped from the source frames idx[:-1] -> (1, 4, S, S)."""
+        return self.guide_for(v, idx[:-1], self.points[v][idx[-1:]])
+
+    def guide_for(self, v: int, src: np.ndarray, target_points: np.ndarray) -> torch.Tensor:
+        """target_points (1, 68, 2) warped from the nearest of video v's frames ``src`` -> (1, 4, S, S); with
+        probability guide_single_p from one random frame of ``src`` instead (the T = 1 regime)."""
         from forge.guide import guide_tensor, warp_guide
 
-        src, pts = idx[:-1], self.points[v]
+        pts = self.points[v]
         if self.guide_single_p > 0 and self.rng.random() < self.guide_single_p:
             src = src[self.rng.integers(len(src), size=1)]
-        return guide_tensor(*warp_guide(self.frames[v][src], pts[src], pts[idx[-1:]], k=self.guide_sources,
+        return guide_tensor(*warp_guide(self.frames[v][src], pts[src], target_points, k=self.guide_sources,
                                         tau=self.guide_tau))
 
     def state(self) -> dict:
