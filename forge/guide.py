@@ -55,15 +55,14 @@ def source_weights(source_landmarks: np.ndarray, target_landmarks: np.ndarray, k
 
 
 def warp_guide(frames: np.ndarray, landmarks: np.ndarray, target_landmarks: np.ndarray,
-               pick: np.ndarray | None = None, k: int = 1, tau: float = 0.5,
+               k: int = 1, tau: float = 0.5,
                exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Warp the nearest source frame(s) to each target pose.
 
     frames (T, S, S, 3) uint8, landmarks (T, 68, 2), target_landmarks (N, 68, 2) in the same pixel frame
     -> (warped (N, S, S, 3) uint8, validity (N, S, S) float32 in [0, 1]). With k > 1 the k nearest frames'
     warps (and validities) are blended with ``source_weights`` (ours: averaging several nearly-aligned
-    warps cancels part of each one's landmark and resampling error). ``pick`` (N,) forces one source
-    frame per target (k ignored)."""
+    warps cancels part of each one's landmark and resampling error)."""
     from forge.warp import control_points, darken_mouth, opened_mouth, remap, triangulate, warp_maps
 
     frames = np.asarray(frames)
@@ -75,10 +74,7 @@ def warp_guide(frames: np.ndarray, landmarks: np.ndarray, target_landmarks: np.n
     if tgt_lm.ndim != 3 or tgt_lm.shape[1:] != (68, 2) or not np.isfinite(tgt_lm).all():
         raise FaceforgeError(f"warp guide needs finite (N, 68, 2) target landmarks, got {tgt_lm.shape}")
     h, w = frames.shape[1:3]
-    if pick is not None:
-        idx, wts = np.asarray(pick).reshape(-1, 1), np.ones((len(tgt_lm), 1))
-    else:
-        idx, wts = source_weights(src_lm, tgt_lm, k, tau * h / 128, exclude_self)  # tau given at 128 px
+    idx, wts = source_weights(src_lm, tgt_lm, k, tau * h / 128, exclude_self)  # tau given at 128 px
     acc = np.zeros((len(tgt_lm), h, w, 3), np.float32)
     valid = np.zeros((len(tgt_lm), h, w), np.float32)
     meshes: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -87,7 +87,9 @@ def test_multi_source_guide_blends_the_nearest_frames_by_distance():
     assert np.array_equal(one, k1) and np.array_equal(v1, kv1)               # k = 1 is the nearest-frame warp
     blend, vb = warp_guide(frames, lms, lms[2:4] + 0.3, k=3, tau=2.0)       # tau given at 128 px: 0.5 px at S
     idx3, w3 = source_weights(lms, lms[2:4] + 0.3, k=3, tau=2.0 * S / 128)
-    singles = np.stack([warp_guide(frames, lms, lms[2:4] + 0.3, pick=idx3[:, j])[0] for j in range(3)], 1)
+    tgt = lms[2:4] + 0.3
+    singles = np.stack([np.stack([warp_guide(frames[t:t + 1], lms[t:t + 1], tgt[i:i + 1])[0][0] for t in idx3[i]])
+                        for i in range(len(tgt))])                            # (2, 3, S, S, 3) one warp per source
     want = (singles * w3[:, :, None, None, None]).sum(1)                      # (2, S, S, 3)
     assert np.abs(blend - want).max() <= 0.5 and vb.min() >= 0 and vb.max() <= 1
     assert np.abs(blend - singles[:, 0]).mean() > 1.0                          # it is a blend, not the nearest
