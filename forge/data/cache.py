@@ -1,4 +1,5 @@
-"""The prepared cache (``forge prepare`` output) — layout, per-video writer, and reader.
+"""The prepared cache (``forge prepare`` output) — layout, per-video writer, and reader
+(:class:`PreparedCache`, over the read-only ``core.prepared.PreparedReader`` that other packages use).
 
 ```
 CACHE/
@@ -24,14 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from core.common import FaceforgeError, atomic_path
+from core.prepared import (CONFIG_FILE, INDEX_TABLE, STATUS_OK, VIDEOS_DIR, VIDEOS_TABLE,  # noqa: F401 (re-exported)
+                           PreparedReader, decode_image, video_paths)
 
-VIDEOS_DIR = "videos"
-CONFIG_FILE = "prepare.yaml"
-VIDEOS_TABLE = "videos.parquet"
-INDEX_TABLE = "index.parquet"
 PREVIEW_FILE = "preview.png"
 PREVIEW_MAX_VIDEOS = 16
-STATUS_OK, STATUS_NO_FACE, STATUS_FEW_FACES, STATUS_ERROR = "ok", "no_face", "few_faces", "error"
+STATUS_NO_FACE, STATUS_FEW_FACES, STATUS_ERROR = "no_face", "few_faces", "error"
 
 # index ``flags`` bits
 FLAG_NO_FACE = 1        # no face detected: landmarks/box interpolated from neighbouring frames
@@ -56,21 +55,8 @@ def encode_image(image: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> byt
     return buf.tobytes()
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FaceforgeError("corrupt crop in the cache (re-run forge prepare)")
-    return np.ascontiguousarray(bgr[..., ::-1])  # (S, S, 3) RGB
-
 
 # ---------------------------------------------------------------- per-video files
-def video_paths(root: Path, video_id: str) -> tuple[Path, Path]:
-    base = Path(root) / VIDEOS_DIR
-    return base / f"{video_id}.parquet", base / f"{video_id}.json"
-
-
 def frame_schema():
     """Arrow schema of a per-video frame table (float32 landmarks keep the cache small)."""
     import pyarrow as pa
@@ -118,16 +104,16 @@ def read_video_record(root: Path, video_id: str) -> dict | None:
 
 
 # ---------------------------------------------------------------- reader
-class PreparedCache:
-    """Read access to a ``forge prepare`` cache directory."""
+class PreparedCache(PreparedReader):
+    """Read access to a ``forge prepare`` cache directory: :class:`core.prepared.PreparedReader`
+    (``videos``, ``video_ids``, ``identities``, ``videos_of``, ``load``, ``images``, ``landmarks``,
+    ``valid``) plus the frame index, the prepare config, landmark images and the preview."""
+
+    REQUIRED = (CONFIG_FILE, VIDEOS_TABLE, INDEX_TABLE)
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        for name in (CONFIG_FILE, VIDEOS_TABLE, INDEX_TABLE):
-            if not (self.root / name).is_file():
-                raise FaceforgeError(f"{self.root} is not a prepared cache (missing {name}; run faceforge forge prepare)")
+        super().__init__(root)
         self._index = None
-        self._videos = None
         self._config = None
 
     def __repr__(self) -> str:
@@ -154,63 +140,6 @@ class PreparedCache:
 
             self._index = pd.read_parquet(self.root / INDEX_TABLE)
         return self._index
-
-    @property
-    def videos(self):
-        """DataFrame: video_id, identity, source, status, n_frames, error (+ n_valid, backend, fps, ...)."""
-        if self._videos is None:
-            import pandas as pd
-
-            self._videos = pd.read_parquet(self.root / VIDEOS_TABLE)
-        return self._videos
-
-    def video_ids(self, status: str | None = "ok") -> list[str]:
-        v = self.videos
-        if status is not None:
-            v = v[v["status"] == status]
-        return sorted(v["video_id"].tolist())
-
-    def identities(self, status: str | None = "ok") -> list[str]:
-        v = self.videos
-        if status is not None:
-            v = v[v["status"] == status]
-        return sorted(set(v["identity"].tolist()))
-
-    def videos_of(self, identity: str, status: str | None = "ok") -> list[str]:
-        v = self.videos
-        v = v[v["identity"] == identity]
-        if status is not None:
-            v = v[v["status"] == status]
-        return sorted(v["video_id"].tolist())
-
-    def _table(self, video_id: str, columns: list[str]):
-        import pyarrow.parquet as pq
-
-        path, _ = video_paths(self.root, video_id)
-        if not path.is_file():
-            raise FaceforgeError(f"video {video_id!r} has no frames in cache {self.root}")
-        return pq.read_table(path, columns=columns)
-
-    @staticmethod
-    def _rows(video_id: str, frames, n: int) -> list[int]:
-        rows = [int(i) for i in frames]
-        bad = [i for i in rows if not -n <= i < n]
-        if bad:
-            raise FaceforgeError(f"video {video_id!r} has {n} frames in the cache; no frame {bad[0]}")
-        return rows
-
-    def load(self, video_id: str, frames: list[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(frames (N, S, S, 3) uint8, landmarks (N, 68, 2) float32 crop px)``; ``frames`` picks rows."""
-        table = self._table(video_id, ["image", "landmarks"])
-        images = table.column("image").to_pylist()
-        lms = np.asarray(table.column("landmarks").to_pylist(), dtype=np.float32).reshape(-1, 68, 2)
-        rows = range(len(images)) if frames is None else self._rows(video_id, frames, len(images))
-        out = np.stack([decode_image(images[i]) for i in rows])                  # (N, S, S, 3)
-        return out, lms[list(rows)]
-
-    def landmarks(self, video_id: str) -> np.ndarray:
-        table = self._table(video_id, ["landmarks"])
-        return np.asarray(table.column("landmarks").to_pylist(), dtype=np.float32).reshape(-1, 68, 2)
 
     def landmark_images(self, video_id: str, frames: list[int] | np.ndarray | None = None) -> np.ndarray:
         """The rasterized landmarks ``(N, S, S, 3) uint8`` (drawn on demand, not stored)."""

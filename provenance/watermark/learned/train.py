@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.common import FaceforgeError, _plain, atomic_path, load_config, save_config
+from core.prepared import PreparedReader
 
 from .model import ModelConfig
 
@@ -57,23 +58,22 @@ class TrainConfig:
 def extract_frames(cache: Path, cfg: TrainConfig) -> dict:
     """{train, val: (N, 128, 128) uint8 luma, people}: decoded once from the prepared cache."""
     import cv2
-    import pandas as pd
 
-    videos = pd.read_parquet(cache / "videos.parquet")
-    people = sorted(set(videos.loc[videos.status == "ok", "identity"]) - set(cfg.exclude))
+    reader = PreparedReader(cache)
+    videos = reader.videos
+    people = sorted(set(reader.identities()) - set(cfg.exclude))
     if len(people) <= cfg.n_val_people:
         raise FaceforgeError(f"{cache}: only {len(people)} usable people after the exclusions")
     rng = np.random.default_rng(cfg.seed)
     val_people = set(rng.choice(people, cfg.n_val_people, replace=False).tolist())
     out = {"train": [], "val": []}
     for vid, ident in videos[videos.identity.isin(people)][["video_id", "identity"]].itertuples(index=False):
-        df = pd.read_parquet(cache / "videos" / f"{vid}.parquet", columns=["valid", "image"])
-        for blob in df.loc[df.valid, "image"].iloc[::cfg.every]:
-            img = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)            # (h, w, 3) BGR
-            if img is None:
-                continue
+        rows = np.flatnonzero(reader.valid(vid))[::cfg.every]                          # face-found frames
+        if not len(rows):
+            continue
+        for img in reader.images(vid, rows):                                              # (h, w, 3) RGB
             img = cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA)
-            y = img[..., ::-1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            y = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
             out["val" if ident in val_people else "train"].append(np.clip(np.rint(y), 0, 255).astype(np.uint8))
     return {"train": np.stack(out["train"]), "val": np.stack(out["val"]), "people": np.array(people),
             "val_people": np.array(sorted(val_people))}
@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = TrainConfig(max_minutes=args.max_minutes, batch=args.batch)
     cache = Path(args.cache)
-    if not (cache / "videos.parquet").is_file():
-        raise FaceforgeError(f"not a prepared cache (no videos.parquet): {cache}")
+    PreparedReader(cache)                       # not a prepared cache: fail before the run folder is made
     train(cache, Path(args.out), cfg, Path(args.export) if args.export else None)
     return 0
 
