@@ -125,7 +125,7 @@ def apply_filters(df, filters: dict[str, Sequence[str]] | Sequence[str] | None, 
 # ---------------------------------------------------------------- frames
 def read_frames(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     """Frames ``(N, H, W, 3) uint8`` of a video file, an image, or a folder of JPEG/PNG frames."""
-    from forge.data.media import read_image, read_media
+    from core.media import read_image, read_media
 
     path = Path(path)
     if path.is_dir():

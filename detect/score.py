@@ -84,7 +84,7 @@ def _faces(path: Path, size: int, faces: str, max_frames: int, every: int, backe
 
         clip = extract_clip(path, resolution=size, backend=backend, every=every, max_frames=max_frames)
         return clip.frames, clip.landmarks, np.asarray(clip.valid, bool), np.asarray(clip.frame_index)
-    from forge.data.media import read_media
+    from core.media import read_media
 
     frames, index, _ = read_media(path, every=every, max_frames=max_frames)
     return center_crops(frames, size), None, np.ones(len(frames), bool), index

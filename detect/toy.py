@@ -117,7 +117,7 @@ def watermark(frames: np.ndarray, payload: int) -> tuple[np.ndarray, str]:
 
 def _decode(path: Path, n: int, size: int) -> np.ndarray:
     """``2n`` centre-cropped frames ``(2n, S, S, 3)`` (first half -> real, second -> fake source)."""
-    from forge.data.media import read_video
+    from core.media import read_video
 
     from detect.score import center_crops
 
@@ -140,7 +140,7 @@ def _splits(ids: list[str]) -> dict[str, str]:
 
 def _write_item(root: Path, rel: str, frames: np.ndarray, compression: str) -> str:
     from core.common import atomic_path
-    from forge.data.media import write_video
+    from core.media import write_video
     from PIL import Image
 
     if compression == "jpeg":

@@ -18,7 +18,7 @@ def load_frames(path: Path, max_frames: int = MAX_VERIFY_FRAMES):
     """Pixels of an image or video for the watermark decoder: ``(N, H, W, 3) uint8``."""
     import numpy as np
 
-    from forge.data import media
+    from core import media
 
     from .c2pa_io import sniff_mime
 
@@ -56,7 +56,7 @@ def watermark_file(src: str | os.PathLike, dst: str | os.PathLike, payload: int,
     import numpy as np
 
     from core.common import atomic_path
-    from forge.data import media
+    from core import media
 
     from . import watermark
     from .c2pa_io import sniff_mime

@@ -1,4 +1,4 @@
-"""forge.data.media: decode (sampling, VFR times, rotation), encode, images, bad input."""
+"""core.media (also forge.data.media): decode (sampling, VFR times, rotation), encode, images, bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.common import FaceforgeError
-from forge.data.media import read_image, read_video, video_info, write_video
+from core.media import read_image, read_video, video_info, write_video
 
 
 def _marker_clip(n=4, h=16, w=32):
@@ -149,3 +149,15 @@ def test_bad_image_and_bad_write(tmp_path):
     with pytest.raises(FaceforgeError, match="N, H, W, 3"):
         write_video(tmp_path / "f.mp4", np.zeros((8, 8, 3), np.uint8), 25)
     assert not (tmp_path / "f.mp4").exists()
+
+
+def test_forge_data_keeps_the_media_names():
+    """core.media moved out of forge.data: the old module and forge.data's public names are the same objects."""
+    import forge.data
+    from core import media
+    from forge.data import media as old
+
+    names = ("read_video", "video_info", "read_image", "write_video", "read_frames", "read_media", "VideoFrame")
+    assert all(getattr(forge.data, n) is getattr(media, n) is getattr(old, n) for n in names)
+    assert old.X264_OPTIONS is media.X264_OPTIONS and old.is_video("a.MOV") and not old.is_image("a.mp4")
+

@@ -55,7 +55,7 @@ def write_mjpeg(path: str | Path, frames: np.ndarray, fps: float, quality: int) 
 def write_variant(path: str | Path, frames: np.ndarray, fps: float, compression: str,
                   jpeg_quality: int = 75) -> None:
     """Write ``frames`` (N, H, W, 3) as the given compression variant at ``path`` (atomic)."""
-    from forge.data.media import write_video
+    from core.media import write_video
 
     frames = _check_frames(frames)
     if compression == "raw":
@@ -70,7 +70,7 @@ def write_variant(path: str | Path, frames: np.ndarray, fps: float, compression:
 
 def read_frames(path: str | Path) -> np.ndarray:
     """Decode every frame of an item file (any variant) -> (N, H, W, 3) uint8."""
-    from forge.data.media import read_video
+    from core.media import read_video
 
     frames = [f.image for f in read_video(path)]
     if not frames:

@@ -244,7 +244,7 @@ def render_job(job: Job, src: SourceClip, drv: SourceClip, cfg: CorpusConfig, mo
 # ---------------------------------------------------------------- full-frame paste-back
 def read_source_frames(path: str, indices: np.ndarray) -> dict[int, np.ndarray]:
     """Full frames ``indices`` of a video -> {index: (H, W, 3) uint8}."""
-    from forge.data.media import read_video
+    from core.media import read_video
 
     wanted = set(int(i) for i in indices)
     out: dict[int, np.ndarray] = {}

@@ -2,7 +2,8 @@
 
 Public API (imported lazily, so ``import forge.data`` stays light):
 
-- media: ``read_video``, ``video_info``, ``read_image``, ``write_video``, ``read_frames``, ``read_media``, ``VideoFrame``
+- media (defined in :mod:`core.media`, also importable as ``forge.data.media``): ``read_video``, ``video_info``,
+  ``read_image``, ``write_video``, ``read_frames``, ``read_media``, ``VideoFrame``
 - landmarks: ``get_detector``, ``Face``, ``LandmarkDetector``
 - rasterize: ``draw_landmarks``, ``draw_landmarks_batch``
 - crop: ``track_boxes``, ``crop_square``
@@ -16,8 +17,8 @@ from __future__ import annotations
 from core.common import lazy_exports
 
 _EXPORTS = {
-    "read_video": ".media", "video_info": ".media", "read_image": ".media", "write_video": ".media",
-    "VideoFrame": ".media", "read_frames": ".media", "read_media": ".media",
+    "read_video": "core.media", "video_info": "core.media", "read_image": "core.media",   # media I/O is in core
+    "write_video": "core.media", "VideoFrame": "core.media", "read_frames": "core.media", "read_media": "core.media",
     "get_detector": ".landmarks", "Face": ".landmarks", "LandmarkDetector": ".landmarks",
     "draw_landmarks": ".rasterize", "draw_landmarks_batch": ".rasterize",
     "track_boxes": ".crop", "crop_square": ".crop",

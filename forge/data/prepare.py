@@ -19,9 +19,9 @@ import numpy as np
 
 from core.common import (FaceforgeError, get_logger, remove_stale_temps, safe_name, save_config,
                          write_parquet_atomic)
+from core.media import is_image, is_video
 
 from . import cache as cache_mod
-from .media import is_image, is_video
 
 log = get_logger("data.prepare")
 
