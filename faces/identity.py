@@ -89,11 +89,11 @@ def face_descriptors(images: Sequence[np.ndarray] | np.ndarray, landmarks: Seque
     """Descriptors ``(N, 128)`` float32 of the (biggest) face in each uint8 image ``(H, W, 3)``.
 
     ``landmarks``: one ``(68, 2)`` or ``(5, 2)`` array per image in its pixels; when None, faces are
-    found with dlib (``forge.data.landmarks``). Images without a face give a row of NaN."""
+    found with dlib (``faces.landmarks``). Images without a face give a row of NaN."""
     if landmarks is not None and len(landmarks) != len(images):
         raise FaceforgeError(f"{len(images)} images but {len(landmarks)} landmark sets")
     if landmarks is None and detector is None:
-        from forge.data.landmarks import get_detector
+        from faces.landmarks import get_detector
 
         detector = get_detector("dlib")
     chips, rows = [], []

@@ -40,7 +40,7 @@ def default_cache_dir() -> Path:
 
 
 def default_dat_path() -> Path:
-    from forge.data.landmarks import dlib_models_dir  # finds face_recognition_models without importing it
+    from faces.landmarks import dlib_models_dir  # finds face_recognition_models without importing it
 
     return dlib_models_dir() / DAT_NAME
 

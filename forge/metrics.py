@@ -121,7 +121,7 @@ class IdentityEncoder:
                  backend: str = "port", device: str = "cpu", batch_size: int = 32):
         import dlib
 
-        from forge.data.landmarks import dlib_models_dir
+        from faces.landmarks import dlib_models_dir
 
         if backend not in self.backends:
             raise FaceforgeError(f"unknown identity backend {backend!r}; choose from {', '.join(self.backends)}")
@@ -221,7 +221,7 @@ def landmark_error(frames: np.ndarray, target_landmarks: np.ndarray, detector,
                    min_size: int = DESCRIBE_MIN_SIZE) -> LandmarkError:
     """Detect landmarks on generated frames (N, S, S, 3) and compare with the driving ones (N, 68, 2).
 
-    ``detector`` has ``.detect(image) -> [Face(landmarks (68, 2), ...)]`` (``forge.data.landmarks``);
+    ``detector`` has ``.detect(image) -> [Face(landmarks (68, 2), ...)]`` (``faces.landmarks``);
     small crops are upsampled before detection and the landmarks scaled back.
     """
     from forge.retarget import inter_ocular

@@ -1,4 +1,4 @@
-"""forge.data.landmarks / crop / rasterize on real sample frames."""
+"""faces.landmarks (also forge.data.landmarks) / forge.data crop / rasterize on real sample frames."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from core.common import FaceforgeError
+from core.media import read_image, read_video
+from faces.landmarks import backend_status, get_detector, resolve_backend
 from forge.data import crop
-from forge.data.landmarks import backend_status, get_detector, resolve_backend
-from forge.data.media import read_image, read_video
 from forge.data.rasterize import PARTS, default_thickness, draw_landmarks
 
 
@@ -95,6 +95,20 @@ def test_backend_selection(tmp_path):
     if backend_status()["face-alignment"] is not None:  # offline here: auto falls back to dlib
         assert resolve_backend("auto") == "dlib"
         assert get_detector("auto").name == "dlib"
+
+
+def test_forge_data_keeps_the_landmark_names():
+    """faces.landmarks moved out of forge.data: the old module, forge.data's and faces' names are the same
+    objects, and the per-process detector cache is shared."""
+    import faces
+    import forge.data
+    from faces import landmarks
+    from forge.data import landmarks as old
+
+    for name in ("get_detector", "Face", "LandmarkDetector"):
+        assert getattr(faces, name) is getattr(forge.data, name) is getattr(old, name) is getattr(landmarks, name)
+    assert old.dlib_models_dir is landmarks.dlib_models_dir and old.BACKENDS == ("dlib", "face-alignment")
+    assert old.get_detector("dlib") is landmarks.get_detector("dlib")
 
 
 def test_track_boxes_stable_on_real_frames(track):

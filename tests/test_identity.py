@@ -28,7 +28,7 @@ PARITY_L2 = 1e-3
 def _dlib_models():
     import dlib
 
-    from forge.data.landmarks import dlib_models_dir
+    from faces.landmarks import dlib_models_dir
 
     root = dlib_models_dir()
     return (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(root / "shape_predictor_68_face_landmarks.dat")),

@@ -80,7 +80,7 @@ class CorpusConfig:
     clip_frames: int = 16                                   # N: frames per item (reals and fakes alike)
     clips_per_source: int = 1                               # K: up to K disjoint N-frame clips per source
                                                             #    (fewer when the source is short)
-    landmark_backend: str = "auto"                          # forge.data.landmarks backend
+    landmark_backend: str = "auto"                          # faces.landmarks backend
     generators: tuple[GeneratorSpec, ...] = (
         GeneratorSpec("fewshot", "ff", (1, 8, 32), ("self",)),
         GeneratorSpec("fewshot", "ff", (8,), ("cross",), (False, True)),

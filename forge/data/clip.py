@@ -15,9 +15,9 @@ import numpy as np
 
 from core.common import FaceforgeError, require_file
 from core.media import is_image, read_image, read_video, video_info
+from faces.landmarks import Face, LandmarkDetector, get_detector
 
 from . import crop as crop_mod
-from .landmarks import Face, LandmarkDetector, get_detector
 from .rasterize import draw_landmarks_batch
 
 IMAGE_FPS = 25.0                 # fps reported for a single image (N = 1)

@@ -163,7 +163,7 @@ def _frame_rows(item: Item, clip, det, cfg: PrepareConfig) -> dict[str, list]:
 def process_item(item: Item, out: str, cfg: PrepareConfig) -> dict:
     """Prepare one file into ``out/videos/``; returns its record (status ok / no_face / few_faces / error)."""
     from .clip import extract_clip_detailed
-    from .landmarks import get_detector
+    from faces.landmarks import get_detector
 
     t0 = time.perf_counter()
     record = dict(video_id=item.video_id, identity=item.identity, source=item.source, kind=item.kind,
@@ -246,7 +246,7 @@ def prepare(inputs: list[str | os.PathLike] | str | os.PathLike, out: str | os.P
 
     from core.common import write_json_atomic
 
-    from .landmarks import resolve_backend
+    from faces.landmarks import resolve_backend
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
