@@ -74,9 +74,9 @@ def cross_reenactment(cache_root: Path, talker, args, picture: Path | None = Non
     cache, size = PreparedCache(cache_root), talker.resolution
     encoder, detector = IdentityEncoder(), get_detector(args.backend)
     sources = []
-    for kind, name in portraits:
+    for kind, name in portraits:   # a file name in data/sample/portraits, or a path
         clip = extract_clip(ROOT / "data" / "sample" / "portraits" / name, resolution=size, backend=args.backend)
-        sources.append((f"{kind}:{name}", clip.frames[:1], clip.landmarks[:1], portrait_driver))
+        sources.append((f"{kind}:{Path(name).name}", clip.frames[:1], clip.landmarks[:1], portrait_driver))
     for src_id, drv_id in pairs:
         frames, lms = cache.load(src_id)
         pick = _evenly(len(frames), args.cross_t)

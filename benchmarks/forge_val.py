@@ -4,8 +4,8 @@
 
 1. Self-reenactment on 12 *training* people (every 4th training video, unseen frames of seen people):
    SSIM and mouth-box L1 of the warp baseline and each export's FF, at T = 1 and 8.
-2. Cross-reenactment on validation sources that are not ``forge_eval``'s: the other sample portraits
-   (driven by d0; the step-3979/8415/9832 entries used the first three) and four pairs of training people,
+2. Cross-reenactment on validation sources that are not ``forge_eval``'s: the other portraits of
+   data/sample/portraits and ../shared/data/portraits (driven by d0; the p3/p4 entries used the first three) and four pairs of training people,
    retargeted as ``forge_eval``: CSIM to the source, warp vs each export's FF, overall and for portraits
    and pairs apart (an export trained with cross-identity episodes has seen training people drive each
    other, so its portraits are the cleaner test).
@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ROOT = HERE.parent
 VAL_PORTRAIT_DRIVER = "d0"
+SHARED_PORTRAITS = ROOT.parent / "shared" / "data" / "portraits"
 VAL_PAIRS = (("d3", "lrs2_00016"), ("dpe_s", "grid_sbia1a"), ("styletalk_feifeili", "vox2_00098"),
              ("hdtf_rd_radio34", "eamm_surprised"))
 
@@ -55,8 +56,9 @@ def self_rows(cache_root: Path, talker, n_videos: int = 12) -> dict:
 def cross_rows(cache_root: Path, talker, n_portraits: int | None = None) -> dict:
     import benchmarks.forge_eval as fe
 
-    portraits = sorted(p.name for p in (ROOT / "data" / "sample" / "portraits").iterdir()
-                       if p.name not in {name for _, name in fe.PORTRAITS})[:n_portraits]
+    found = {p.name: p for d in (ROOT / "data" / "sample" / "portraits", SHARED_PORTRAITS) if d.is_dir()
+             for p in d.iterdir()}                                    # the repo's sample, + ../shared's when present
+    portraits = [str(found[n]) for n in sorted(found) if n not in {name for _, name in fe.PORTRAITS}][:n_portraits]
     rows = fe.cross_reenactment(cache_root, talker, argparse.Namespace(backend="auto", cross_t=8, cross_frames=8),
                                 portraits=tuple(("val", n) for n in portraits),
                                 portrait_driver=VAL_PORTRAIT_DRIVER, pairs=VAL_PAIRS)
