@@ -1,7 +1,8 @@
 """faceforge's invisible watermark: a keyed, tiled, mid-frequency spread-spectrum pattern in luma.
 
-One ``P x P`` tile (P = 64 px) is defined in the Fourier domain: every frequency bin in an annulus
-``r_lo <= |(u, v)| <= r_hi`` (cycles per tile) gives two real dimensions (cos, sin). A keyed
+One ``P x P`` tile (P = 64 px; 48 px on images below 224 px, :meth:`WatermarkConfig.tile_for`) is
+defined in the Fourier domain: every frequency bin in an annulus ``r_lo <= |(u, v)| <= r_hi`` (cycles per
+tile) gives two real dimensions (cos, sin). A keyed
 permutation gives a quarter of the dimensions to a known *sync* word and spreads the code bits of the
 payload over the rest, each with a keyed random sign (:mod:`.pattern`). The payload is sized to the
 image (:func:`code_for`): 64 bits + CRC-16 through a rate-1/2 K=7 convolutional code (172 code bits)
@@ -13,8 +14,9 @@ embedding is host-aware within a PSNR budget (:mod:`.embedding`).
 
 Decoding (:mod:`.search`, :mod:`.decoder`) finds the tile's scale and phase from the sync word, reads
 both payload lengths, and reports a payload only when its CRC passes and the p-value (Bonferroni over
-hypothesis families *and* the two lengths) is below ``alpha`` = 1e-6. With a provenance store's
-payloads, family M (:mod:`.match`) recognises a known payload where blind reading fails.
+hypothesis families, the two lengths *and* the tiles searched: 64 px always, 48 px where the image
+could be a resized small original, :meth:`WatermarkConfig.decode_tiles`) is below ``alpha`` = 1e-6.
+With a provenance store's payloads, family M (:mod:`.match`) recognises a known payload where blind reading fails.
 
 :mod:`.learned` is the learned alternative (a trained tile encoder/decoder, 32-bit short id only):
 ``WatermarkConfig(method="learned")`` embeds it, and ``decode`` also reads it when the classical mark

@@ -5,7 +5,8 @@ energy is spent that turns the host's coefficient into one within ``max_angle_de
 direction with a margin, cheapest bins first, until the PSNR budget (``psnr_db``) is spent; two more
 rounds re-solve against the coefficients measured after a simulated JPEG q50 (images) or H.264 CRF 28
 (clips). The tile is repeated over the image (identically on every frame) and added to R, G and B
-alike, which changes luma only. Small images carry the 32-bit short payload (:func:`config.code_for`).
+alike, which changes luma only. Small images carry the 32-bit short payload (:func:`config.code_for`) on
+a 48 px tile with the same band in cycles per pixel (:meth:`config.WatermarkConfig.tile_for`).
 """
 
 from __future__ import annotations
@@ -160,8 +161,8 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None, code: ecc.Co
     """Watermark one image ``(H, W, 3)`` or every frame of a clip ``(N, H, W, 3)`` (uint8 RGB).
 
     ``payload`` is the render's 64-bit payload; images below ``cfg.short_below`` px carry only its
-    32-bit :func:`short_id` (``code`` overrides the choice). ``cfg.method == "learned"`` embeds the learned
-    tile instead (:mod:`.learned`; always the short id)."""
+    32-bit :func:`short_id` (``code`` overrides the choice), on the 48 px tile (``cfg.tile_for``).
+    ``cfg.method == "learned"`` embeds the learned tile instead (:mod:`.learned`; always the short id)."""
     cfg = cfg or WatermarkConfig()
     if cfg.method == "learned":
         from . import learned
@@ -174,6 +175,7 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None, code: ecc.Co
         raise FaceforgeError(f"watermark payload must be an unsigned 64-bit integer, got {payload}")
     _, H, W, _ = arr.shape
     code = code or code_for(H, W, cfg)
+    cfg = cfg.at_tile(cfg.tile_for(H, W))                                     # 48 px on small images
     carried = short_id(payload) if code is ecc.SHORT else int(payload)
     y = luma(arr)                                                             # (H, W)
     mask = texture_mask(y, cfg)                                               # (H, W)

@@ -18,7 +18,8 @@ or resized but not cropped files), ``p_A = 6 min Q(z) L t`` over candidates whos
 same six scales at every tile phase (cropped files, M = 6 P*P); B, the full search over ~130 coarse +
 refined scales and all P*P shifts. For C and B, ``p = min(1, M Q(z)) k L t`` (M pairs tested, k = 30 candidates read: the 3
 best peaks at their sub-pixel position and their 3 x 3 integer neighbourhoods). The reported read is
-the best CRC-passing one, ``p = 3 p_family`` (Bonferroni over families). A payload is reported only
+the best CRC-passing one, ``p = 3 T p_family`` (Bonferroni over families and the T tiles searched, see
+:meth:`.config.WatermarkConfig.decode_tiles`; this module works on one tile). A payload is reported only
 when the CRC passes and ``p < alpha`` (1e-6): the false-positive rate is below alpha by construction,
 and ``benchmarks/watermark.py`` checks it on real frames.
 """
@@ -106,7 +107,7 @@ def anchored(y: np.ndarray, cfg: WatermarkConfig, pat: Pattern) -> tuple[float, 
     P = cfg.tile
     best_p, best, maps = 1.0, None, []
     for s in ANCHOR_SCALES:
-        if min(y.shape) / s < P / 4:
+        if min(y.shape) / s < P / 4 or not cfg.scale_min <= s <= cfg.scale_max:
             continue
         ph = phases(y, s, cfg, pat)
         zmap = sync_map(ph, cfg, pat)
