@@ -70,6 +70,29 @@ def export_inference(train_ckpt: str | Path, out: str | Path, with_discriminator
     return state["meta"]
 
 
+def average_exports(paths: list[str | Path], weights: list[float], out: str | Path) -> dict:
+    """Weight averaging of exports of ONE training run at different steps (a checkpoint soup, ours): each
+    float tensor of E, G, D becomes sum_i w_i * tensor_i (weights normalised to 1, computed in fp32, saved
+    fp16). The exports' model configs must match. Returns the new meta."""
+    if len(paths) < 2 or len(paths) != len(weights) or min(weights) < 0 or sum(weights) <= 0:
+        raise FaceforgeError("average_exports needs >= 2 exports and as many non-negative weights")
+    cks = [load_export(p) for p in paths]
+    if any(ck["model_cfg"] != cks[0]["model_cfg"] or set(ck) != set(cks[0]) for ck in cks[1:]):
+        raise FaceforgeError("exports to average must share the model config (steps of one training run)")
+    w = [float(x) / sum(weights) for x in weights]
+    state = {k: v for k, v in cks[0].items() if k not in ("E", "G", "D", "meta")}
+    for net in ("E", "G", "D"):
+        if net in cks[0]:
+            state[net] = {k: (sum(wi * ck[net][k].float() for wi, ck in zip(w, cks)).to(v.dtype)
+                              if v.is_floating_point() else v) for k, v in cks[0][net].items()}
+    last = max(cks, key=lambda ck: int(ck["meta"].get("step", 0)))
+    state["meta"] = dict(last["meta"], averaged=[{"export": str(p), "step": int(ck["meta"].get("step", 0)),
+                                                  "weight": wi} for p, ck, wi in zip(paths, cks, w)])
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    return state["meta"]
+
+
 def export_random(out: str | Path, cfg, seed: int = 0) -> None:
     """An untrained export (integration placeholder)."""
     from forge.model import build_models

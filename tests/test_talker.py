@@ -126,3 +126,27 @@ def test_export_command(talker_path, tmp_path, capsys):
     t = Talker.load(tmp_path / "t.pt")
     with pytest.raises(FaceforgeError, match="no discriminator"):
         t.fit(np.zeros((1, 32, 32, 3), np.uint8), np.zeros((1, 32, 32, 3), np.uint8), mode="ft")
+
+
+def test_average_exports_is_the_weighted_mean_of_the_weights(tmp_path, capsys):
+    from forge.checkpoint import export_random, load_export
+    from forge.cli import main
+    from forge.config import ModelConfig
+
+    cfg = ModelConfig(resolution=32, emb_dim=16, base_channels=8, max_channels=16, g_down_blocks=2, g_res_blocks=1,
+                      attn_down_res=8, attn_up_res=0)
+    a, b, out = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "soup.pt"
+    export_random(a, cfg, seed=0)
+    export_random(b, cfg, seed=1)
+    assert main(["forge", "export", "--average", str(a), str(b), "--weights", "1", "3", "--out", str(out)]) == 0
+    assert "averaged 2 exports" in capsys.readouterr().out
+    ea, eb, soup = load_export(a), load_export(b), load_export(out)
+    for net in ("E", "G", "D"):
+        for k, v in soup[net].items():
+            want = 0.25 * ea[net][k].float() + 0.75 * eb[net][k].float()
+            assert v.dtype == torch.float16 and torch.allclose(v.float(), want, atol=2e-3), (net, k)
+    assert [p["weight"] for p in soup["meta"]["averaged"]] == [0.25, 0.75]
+    Talker.load(out)                                                            # loads as any export
+    export_random(b, ModelConfig(resolution=32, emb_dim=8, base_channels=8, max_channels=16, g_down_blocks=2,
+                                 g_res_blocks=1, attn_down_res=8, attn_up_res=0))
+    assert main(["forge", "export", "--average", str(a), str(b), "--out", str(out)]) != 0  # other architecture
