@@ -61,13 +61,26 @@ def export_inference(train_ckpt: str | Path, out: str | Path, with_discriminator
         "model_cfg": dataclasses.asdict(dataclasses.replace(cfg, spectral_norm=False)),
         "E": _baked_half(E),
         "G": _baked_half(G),
-        "meta": dict(ck.get("meta", {}), step=int(ck["step"]), spectral_norm_baked=True),
+        "meta": dict(ck.get("meta", {}), step=int(ck["step"]), spectral_norm_baked=True,
+                     adversarial=_adversarial_weights(ck)),
     }
     if with_discriminator:
         state["D"] = _baked_half(D, drop=("W",))
     with atomic_path(out) as tmp:
         torch.save(state, tmp)
     return state["meta"]
+
+
+def _adversarial_weights(ck: dict) -> dict | None:
+    """The last phase's G adversarial weights {"lambda_adv", "lambda_fm"} (None if not recorded): FT
+    fitting continues the objective G was last trained with (``forge.talker.Talker.default_fit_config``)."""
+    import json
+
+    try:
+        cfg = json.loads(ck["train_cfg"])
+        return {"lambda_adv": float(cfg["lambda_adv"]), "lambda_fm": float(cfg["lambda_fm"])}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def average_exports(paths: list[str | Path], weights: list[float], out: str | Path) -> dict:

@@ -150,3 +150,19 @@ def test_average_exports_is_the_weighted_mean_of_the_weights(tmp_path, capsys):
     export_random(b, ModelConfig(resolution=32, emb_dim=8, base_channels=8, max_channels=16, g_down_blocks=2,
                                  g_res_blocks=1, attn_down_res=8, attn_up_res=0))
     assert main(["forge", "export", "--average", str(a), str(b), "--out", str(out)]) != 0  # other architecture
+
+
+def test_ft_recipe_follows_the_exports_last_training_objective(talker_path, clip, tmp_path):
+    frames, limg = clip
+    t = Talker.load(talker_path)
+    assert t.meta["adversarial"] == {"lambda_adv": 1.0, "lambda_fm": 10.0}        # tiny_cfg's, from the export
+    assert t.default_fit_config().lambda_adv == 1.0 and t.default_fit_config().lambda_fm == 10.0
+    state = torch.load(talker_path, weights_only=True)
+    state["meta"]["adversarial"] = {"lambda_adv": 0.0, "lambda_fm": 0.0}          # G last trained without them
+    torch.save(state, tmp_path / "noadv.pt")
+    t0 = Talker.load(tmp_path / "noadv.pt")
+    cfg = t0.default_fit_config()
+    assert cfg.lambda_adv == 0.0 and cfg.lambda_fm == 0.0 and cfg.ft_steps == FitConfig().ft_steps
+    person = t0.fit(frames[:1], limg[:1], mode="ft", steps=2)
+    assert person.info["ft_lambda_adv"] == 0.0 and set(person.info["ft_last"]) >= {"adv", "fm"}
+    assert person.info["ft_last"]["adv"] == 0.0 and person.info["ft_last"]["fm"] == 0.0
