@@ -1,7 +1,7 @@
 """The benchmark corpus's card and counts (never the media): what was planned, what was rendered,
 the test cells' sizes, and what it cost on this machine.
 
-    .venv/bin/python -m benchmarks.corpus_bench128 [--corpus out/bench128]
+    .venv/bin/python -m benchmarks.corpus_bench128 [--corpus out/bench128v2]
 
 Reads ``CORPUS/{corpus.json, manifest.parquet, splits.json, parts/*.json}`` (run ``faceforge forge
 corpus --out CORPUS --merge`` first) and writes ``benchmarks/results/corpus_bench128.json``:
@@ -70,7 +70,7 @@ def main(argv=None) -> dict:
     import pandas as pd
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "bench128"))
+    ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "bench128v2"))
     ap.add_argument("--wall", default="", help="free text: the wall-clock spans of the build (from its log)")
     ap.add_argument("--name", default="corpus_bench128", help="results file stem (e.g. for a probe shard)")
     args = ap.parse_args(argv)

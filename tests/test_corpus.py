@@ -254,6 +254,34 @@ def test_gan_items_rerendered_after_a_new_checkpoint(tmp_path):
     assert is_done(part, gan, models)
 
 
+def test_merge_leaves_out_gan_parts_of_another_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from core.common import save_config, sha256_file
+    from forge.corpus import build
+
+    ckpt = tmp_path / "talker.pt"
+    ckpt.write_bytes(b"new weights")
+    corpus = tmp_path / "C"
+    corpus.mkdir()
+    cfg = CorpusConfig(checkpoint=str(ckpt))
+    save_config(cfg, corpus / build.SPEC)
+    jobs = build.plan_corpus(corpus, cfg)[2]
+    gan = [j for j in jobs if j.generator == "fewshot"][:2]
+    warp = next(j for j in jobs if j.generator == "warp")
+    (corpus / "f.mp4").write_bytes(b"x")
+    for job, sha in [(gan[0], "old"), (gan[1], sha256_file(ckpt)), (warp, None)]:
+        row = {"job_id": job.job_id, "checkpoint_sha256": sha, "path": "f.mp4"}
+        (corpus / build.PARTS).mkdir(exist_ok=True)
+        (corpus / build.PARTS / f"{job.job_id}.json").write_text(
+            json.dumps({"job_id": job.job_id, "status": "ok", "rows": [row], "errors": []}))
+    monkeypatch.setattr(build.manifest, "write_tables", lambda c, rows, errors, card: {**card, "rows": rows})
+    card = build.merge_corpus(corpus)
+    assert [r["job_id"] for r in card["rows"]] == [gan[1].job_id, warp.job_id]
+    assert card["jobs"]["done"] == 2 and card["jobs"]["stale"] == 1
+    assert card["jobs"]["missing"] == len(jobs) - 2 and not card["complete"]
+
+
 def test_cli_rejects_a_bad_shard(tmp_path, capsys):
     from forge.cli import main
 

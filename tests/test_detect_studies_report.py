@@ -31,3 +31,13 @@ def test_markdown_marks_small_cells():
     text = markdown({"min_cell": 50, "corpus_summary": {}, "detectors": {
         "frequency": {"cross_generator": {"all": {"all": big, "external": small}}}}})
     assert "| all | 0.900 [0.80, 0.95] n=120 | 0.700 [0.50, 0.90] n=29* |" in text
+
+
+def test_default_bench_scores_only_the_shipped_talkers_gan_rows():
+    from benchmarks.detect_default_bench128 import shipped_rows
+
+    df = pd.DataFrame({"generator": ["real", "warp", "fewshot", "fewshot"],
+                       "checkpoint_sha256": [None, None, "new", "old"]})
+    kept, left_out = shipped_rows(df, "new")
+    assert kept["generator"].tolist() == ["real", "warp", "fewshot"] and left_out == 1
+    assert kept["checkpoint_sha256"].iloc[2] == "new"

@@ -294,7 +294,9 @@ def build_corpus(out: str | Path, spec: CorpusConfig | str | Path | None = None,
 
 
 def merge_corpus(corpus: str | Path, last_build: dict | None = None) -> dict[str, Any]:
-    """Build manifest.parquet, errors.parquet and corpus.json from the parts of all shards."""
+    """Build manifest.parquet, errors.parquet and corpus.json from the parts of all shards. GAN parts
+    rendered by another Talker checkpoint than the spec's are left out (counted as ``jobs.stale``,
+    within ``missing``): a corpus resumed after a new generator never mixes the two."""
     corpus = Path(corpus)
     if not (corpus / SPEC).exists():
         raise FaceforgeError(f"{corpus} is not a corpus folder (no {SPEC})")
@@ -303,9 +305,14 @@ def merge_corpus(corpus: str | Path, last_build: dict | None = None) -> dict[str
     rows: list[dict] = []
     errors: list[dict] = []
     done: dict[str, str] = {}
+    models = render.Renderers(cfg)  # the current checkpoint's sha, read at the first GAN part
+    stale = 0
     for job in jobs:
         part = corpus / PARTS / f"{job.job_id}.json"
         if part.exists():
+            if not is_done(part, job, models):  # a GAN render of another checkpoint: superseded, left out
+                stale += 1
+                continue
             record = json.loads(part.read_text())
             done[job.job_id] = record["status"]
             rows += record["rows"]
@@ -323,7 +330,8 @@ def merge_corpus(corpus: str | Path, last_build: dict | None = None) -> dict[str
         "complete": not missing,
         "jobs": {"planned": len(jobs), "done": sum(1 for s in done.values() if s == "ok"),
                  "failed": sum(1 for s in done.values() if s == "error"),
-                 "skipped": sum(1 for s in done.values() if s == "skipped"), "missing": len(missing)},
+                 "skipped": sum(1 for s in done.values() if s == "skipped"), "missing": len(missing),
+                 "stale": stale},  # of the missing: rendered by another checkpoint, re-rendered on resume
         "splits": {s: sorted(i for i, v in id_split.items() if v == s) for s in ("train", "val", "test")},
         "last_build": last_build,  # the run that merged (jobs rendered, seconds, items/s), None for --merge
         "description": ("Face-crop talking-head clips: real clips cut from the source videos and fakes from "
@@ -332,6 +340,6 @@ def merge_corpus(corpus: str | Path, last_build: dict | None = None) -> dict[str
                         "C2PA-signed, every item in raw/c23/c40/jpeg variants; identity-disjoint splits."),
     }
     if missing:
-        log.warning("%d of %d jobs not rendered yet (run the missing shards, then --merge again)",
-                    len(missing), len(jobs))
+        log.warning("%d of %d jobs not rendered yet, %d of them by another Talker checkpoint (run the "
+                    "missing shards, then --merge again)", len(missing), len(jobs), stale)
     return manifest.write_tables(corpus, rows, errors, card)
