@@ -57,15 +57,18 @@ class FaceNetLoss(nn.Module):
             terms["cnt_face"] = self.perceptual_weight * feature_distance(fa, fb)
         return terms
 
+    def _descriptors(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        # (N, 3, S, S) in [-1, 1] + (N, 68, 2) -> (N, 128), through 150 px chips
+        return self.net.embed(self.net.features(to_chips(images, landmarks))["stage5"])
+
     def describe(self, images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Descriptors of face images, no gradient: (N, 3, S, S) in [-1, 1] + (N, 68, 2) -> (N, 128)."""
         with torch.no_grad():
-            return self.net.embed(self.net.features(to_chips(images, landmarks))["stage5"])
+            return self._descriptors(images, landmarks)
 
     def identity_to(self, fake: torch.Tensor, landmarks: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean 1 - cos between the fakes' descriptors and given ones: (B, 3, S, S) + (B, 68, 2), target
         (B, 128) -> scalar (unweighted; gradients reach the fake)."""
         from faces.losses import descriptor_distance
 
-        d = self.net.embed(self.net.features(to_chips(fake, landmarks))["stage5"])
-        return descriptor_distance(d, target, "cosine").mean()
+        return descriptor_distance(self._descriptors(fake, landmarks), target, "cosine").mean()
