@@ -52,8 +52,12 @@ class SBITrainConfig:
     compress_p: float = 0.5          # P(JPEG quality 50-95 on a training pair, both frames alike)
     eval_every: int = 250
     feature_pairs: int = 4000        # feature detectors: real frames (+ as many SBI twins) fitted once
-    corpus: str | None = None        # a benchmark corpus: its items of train people join the training set
-    corpus_frames: int = 4           # frames per corpus item (evenly spaced)
+    corpus: str | None = None        # a benchmark corpus: its items of train people join training (detect.corpus_mix)
+    corpus_frames: int = 4           # frames per corpus training item (evenly spaced)
+    corpus_batch: int = 16           # torch detectors: corpus frames per batch (half real, half fake) beside the pairs
+    corpus_splits: bool = True       # with a corpus: val / test people are the corpus's own (test never read)
+    watermark_reals: bool = True     # with a corpus: its reals read as watermarked twins (detect.wm_reals)
+    val_corpus_frames: int = 4       # frames per corpus val item
     val_frames: int = 12             # frames per val video (evenly spaced)
     cross_frame_p: float = 0.0       # P(a training fake is cross-frame blended, detect.cross_blend) else SBI
     cross_frame: CrossFrameConfig = field(default_factory=CrossFrameConfig)
@@ -87,13 +91,23 @@ def load_people(cache, people: list[str]) -> People:
     return out
 
 
+def people_split(cfg: SBITrainConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(val people, test people): the config's, or with ``corpus_splits`` the corpus's own."""
+    if cfg.corpus and cfg.corpus_splits:
+        from detect.corpus_mix import corpus_people
+
+        return corpus_people(cfg.corpus)
+    return tuple(cfg.val_people), tuple(cfg.test_people)
+
+
 def split_people(cache, cfg: SBITrainConfig) -> tuple[list[str], list[str]]:
     everyone = cache.identities()
-    overlap = set(cfg.val_people) & set(cfg.test_people)
+    val_people, test_people = people_split(cfg)
+    overlap = set(val_people) & set(test_people)
     if overlap:
         raise FaceforgeError(f"val and test people overlap: {', '.join(sorted(overlap))}")
-    val = [p for p in cfg.val_people if p in everyone]
-    train = [p for p in everyone if p not in set(cfg.test_people) | set(cfg.val_people)]
+    val = [p for p in val_people if p in everyone]
+    train = [p for p in everyone if p not in set(test_people) | set(val_people)]
     if not train or not val:
         raise FaceforgeError(f"{getattr(cache, 'root', 'cache')}: need train and val people (found {len(train)} and {len(val)})")
     return train, val
@@ -170,18 +184,30 @@ def validation_set(people: People, cfg: SBITrainConfig):
 
 
 def score_videos(det, videos) -> dict:
-    """Frame and video (mean) scores of the val set -> metrics for selection."""
+    """Frame and video (mean) scores of the val set -> metrics for selection. With corpus items in the
+    set (``corpus:`` names) the AUCs are the mean of the two groups' (self-blended, our generators'),
+    each also reported (``val_auc_video_sbi``, ``val_auc_video_corpus``)."""
+    from detect.corpus_mix import group_of
     from detect.metrics import auc, log_loss
 
-    fy, fs, vy, vs = [], [], [], []
-    for _, label, frames, landmarks in videos:
+    fy, fs, fg, vy, vs, vg = [], [], [], [], [], []
+    for name, label, frames, landmarks in videos:
         s = det.score_clip(frames, landmarks)
         fy += [label] * len(s)
         fs += list(s)
+        fg += [group_of(name)] * len(s)
         vy.append(label)
         vs.append(float(np.mean(s)))
-    return {"val_auc_video": auc(vy, vs), "val_auc_frame": auc(fy, fs), "val_loss": log_loss(fy, fs),
-            "video_labels": vy, "video_scores": vs}
+        vg.append(group_of(name))
+    out = {"val_loss": log_loss(fy, fs), "video_labels": vy, "video_scores": vs}
+    groups = sorted(set(vg))
+    for kind, y, s, g in (("video", vy, vs, vg), ("frame", fy, fs, fg)):
+        y, s, g = np.asarray(y), np.asarray(s), np.asarray(g)
+        per = {k: auc(y[g == k], s[g == k]) for k in groups}
+        out[f"val_auc_{kind}"] = float(np.mean(list(per.values()))) if len(groups) > 1 else auc(y, s)
+        if len(groups) > 1:
+            out.update({f"val_auc_{kind}_{k}": v for k, v in per.items()})
+    return out
 
 
 def detect_config(cfg: SBITrainConfig):
@@ -192,16 +218,17 @@ def detect_config(cfg: SBITrainConfig):
                         extra=dict(cfg.extra))
 
 
-def _loss(net, x, y, m, mask_weight: float) -> dict:
-    """Named loss terms of one batch: ``cls`` (BCE) and ``mask`` (BCE on the 1/8-size blend mask)."""
+def _loss(net, x, y, m, mask_weight: float, n_mask: int | None = None) -> dict:
+    """Named loss terms of one batch: ``cls`` (BCE) and ``mask`` (BCE on the 1/8-size blend mask of the
+    first ``n_mask`` rows, those with a mask target; all by default)."""
     import torch
     import torch.nn.functional as F
 
     if mask_weight > 0 and hasattr(net, "with_mask"):
         logit, mask_logit = net.with_mask(x)                                   # (B, 1), (B, 1, h, w)
-        target = F.adaptive_avg_pool2d(m[:, None], mask_logit.shape[-2:])      # (B, S, S) -> (B, 1, h, w)
+        target = F.adaptive_avg_pool2d(m[:, None], mask_logit.shape[-2:])      # (M, S, S) -> (M, 1, h, w)
         terms = {"cls": F.binary_cross_entropy_with_logits(logit[:, 0], y),
-                 "mask": F.binary_cross_entropy_with_logits(mask_logit, target)}
+                 "mask": F.binary_cross_entropy_with_logits(mask_logit[:n_mask], target)}
     else:
         terms = {"cls": F.binary_cross_entropy_with_logits(net(x)[:, 0], y), "mask": torch.zeros(())}
     terms["total"] = terms["cls"] + mask_weight * terms["mask"]
@@ -237,13 +264,15 @@ def _finish(out: Path, det, cfg: SBITrainConfig, val_videos, state: dict, n_trai
     cal = fit_platt(v["video_labels"], v["video_scores"])
     calibrated = apply_calibration(cal, v["video_scores"])
     metrics = {
-        "detector": cfg.detector, "source": "self-blended images (detect.sbi) of real people", "done": True,
+        "detector": cfg.detector, "source": "self-blended images (detect.sbi) of real people"
+        + (f" + the items of {Path(cfg.corpus).name} (our generators' fakes and its reals)" if cfg.corpus else ""), "done": True,
         "threshold": {"frame": 0.5, "video": 0.5}, "calibration": cal,
         "val": {"video": summary(v["video_labels"], calibrated, 0.5),
                 "video_raw": summary(v["video_labels"], v["video_scores"], 0.5),
-                "frame_auc": v["val_auc_frame"]},
+                "frame_auc": v["val_auc_frame"],
+                **{k: v[k] for k in v if k.startswith("val_auc_video_")}},
         "crop_resolution": cfg.image_size, "n_train_videos": n_train, "n_val_videos": n_val,
-        "val_people": list(cfg.val_people), "test_people": list(cfg.test_people),
+        "val_people": list(people_split(cfg)[0]), "test_people": list(people_split(cfg)[1]),
         "params": det.n_params(), "steps": state["step"], "best_step": state["best_step"],
         "train_seconds": state["seconds"],
     }
@@ -270,30 +299,16 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
     train_people, val_people = split_people(cache, cfg)
     tr, va = load_people(cache, train_people), load_people(cache, val_people)
     val_videos = validation_set(va, cfg)
+    if cfg.corpus:
+        from detect.corpus_mix import corpus_items, val_videos as corpus_val
+
+        val_videos += corpus_val(corpus_items(cfg.corpus, set(val_people), cfg.val_corpus_frames, cfg.watermark_reals))
     det = get_detector_class(cfg.detector)(detect_config(cfg))
     if isinstance(det, FeatureDetector):
         state = _fit_features(det, tr, val_videos, cfg, out, train_people)
     else:
-        state = _train_torch(det, tr, val_videos, cfg, out, progress)
+        state = _train_torch(det, tr, val_videos, cfg, out, progress, train_people)
     return _finish(out, det, cfg, val_videos, state, len(tr.names), len(va.names))
-
-
-def corpus_items(corpus: Path, people: set[str], n_frames: int) -> list:
-    """Items of a benchmark corpus made only from ``people`` (source and driver), ``n_frames`` frames each."""
-    from detect.data import load_items, load_manifest
-    from detect.detectors.base import even_indices
-
-    df = load_manifest(corpus)
-    drv = df["driver_identity"].astype(str) if "driver_identity" in df else df["source_identity"].astype(str)
-    keep = df["source_identity"].astype(str).isin(people) & (drv.isin(people) | drv.isin(("None", "nan", "")))
-    rep = load_items(corpus, df[keep], None, "corpus", progress=False)
-    for it in rep.items:
-        idx = even_indices(len(it.frames), n_frames)
-        it.frames = it.frames[idx]
-        it.landmarks = None if it.landmarks is None else it.landmarks[idx]
-    log.info("corpus %s: %d items of train people (%d fake)", corpus, len(rep.items),
-             sum(it.label for it in rep.items))
-    return rep.items
 
 
 def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, tr_people=()) -> dict:
@@ -305,7 +320,9 @@ def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, t
     images, labels, _, lms = training_pairs(tr, cfg.feature_pairs, rng, cfg, with_landmarks=True)
     items = [Item("sbi_train", int(y), im[None], lm[None]) for im, y, lm in zip(images, labels, lms)]
     if cfg.corpus:
-        items += corpus_items(Path(cfg.corpus), set(tr_people), cfg.corpus_frames)
+        from detect.corpus_mix import corpus_items
+
+        items += corpus_items(cfg.corpus, set(tr_people), cfg.corpus_frames, cfg.watermark_reals)
     val_items = [Item(name, label, frames, lm) for name, label, frames, lm in val_videos]
     rows: list[dict] = []
     det.fit(items, val_items, out, on_epoch=rows.append)
@@ -317,8 +334,9 @@ def _fit_features(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, t
     return {"step": 1, "best_step": 1, "seconds": time.perf_counter() - t0, "history": [row]}
 
 
-def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, progress: bool) -> dict:
-    """A torch frame CNN: paired real/SBI batches, the mask loss when the net has a mask head."""
+def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, progress: bool, tr_people=()) -> dict:
+    """A torch frame CNN: paired real/SBI batches, the mask loss when the net has a mask head; with a
+    corpus, ``corpus_batch`` of its frames (half real, half fake; no mask target) join every batch."""
     import pandas as pd
     import torch
 
@@ -332,6 +350,12 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
     state.setdefault("best_step", 0)
     t_start = time.perf_counter()
     half = cfg.batch_size // 2
+    pool = None
+    if cfg.corpus and cfg.corpus_batch > 0:
+        from detect.corpus_mix import CorpusFrames, corpus_items
+
+        pool = CorpusFrames.of(corpus_items(cfg.corpus, set(tr_people), cfg.corpus_frames, cfg.watermark_reals),
+                               cfg.image_size)
     while state["step"] < cfg.steps and (time.perf_counter() - t_start) < cfg.max_minutes * 60:
         det.net.train()
         sums: dict[str, float] = {}
@@ -341,11 +365,15 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
             step = state["step"]
             rng = np.random.default_rng([cfg.seed, step])              # a resumed run sees the same batches
             images, labels, masks = training_pairs(tr, half, rng, cfg)  # (B, S, S, 3), (B,), (B, S, S)
+            n_mask = len(images)                                       # rows with a blend-mask target
+            if pool is not None:
+                extra, extra_y = pool.sample(cfg.corpus_batch, rng)    # (C, S, S, 3), (C,)
+                images, labels = np.concatenate([images, extra]), np.concatenate([labels, extra_y])
             lr = float(cfg.lr * 0.5 * (1 + np.cos(np.pi * min(step / cfg.steps, 1.0))))
             for g in opt.param_groups:
                 g["lr"] = lr
             terms = _loss(det.net, det.to_tensor(images), torch.from_numpy(labels), torch.from_numpy(masks),
-                          cfg.mask_weight)
+                          cfg.mask_weight, n_mask)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
@@ -358,6 +386,7 @@ def _train_torch(det, tr: People, val_videos, cfg: SBITrainConfig, out: Path, pr
         v = score_videos(det, val_videos)
         row = {"step": state["step"], "lr": lr, **{f"train_{k}": s / n for k, s in sums.items()},
                "val_auc_video": v["val_auc_video"], "val_auc_frame": v["val_auc_frame"], "val_loss": v["val_loss"],
+               **{k: v[k] for k in v if k.startswith("val_auc_video_")},
                "seconds": time.perf_counter() - t0}
         better = state["best"] is None or selection_key(row) > tuple(state["best"])
         row["best"] = bool(better)
