@@ -41,6 +41,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", default=None, help="detector run (default: the shipped default detector)")
     ap.add_argument("--compressions", default="c23,c40")
     ap.add_argument("--name", default="detect_default_bench128", help="results file stem")
+    ap.add_argument("--wm-reals", action="store_true",
+                    help="score the reals as their watermarked twins (detect.wm_reals): real and fake then differ "
+                         "in generation only, not in our watermark")
     args = ap.parse_args(argv)
     corpus = Path(args.corpus)
     if not (corpus / "manifest.parquet").is_file():
@@ -49,10 +52,14 @@ def main(argv=None) -> dict:
     talker_sha = sha256_file(DEFAULT_CHECKPOINT)
     bench = Bench(corpus, None, print)
     bench.df, left_out = shipped_rows(bench.df, talker_sha)
+    if args.wm_reals:
+        from detect.wm_reals import swap_reals
+
+        bench.df = swap_reals(corpus, bench.df)
     out: dict = {
         "detector": lr.cfg.detector, "run": str(lr.path.relative_to(REPO_ROOT)) if lr.path.is_relative_to(REPO_ROOT)
         else str(lr.path), "corpus": corpus.name, "split": "test", "talker_sha256": talker_sha,
-        "gan_rows_of_other_checkpoints_left_out": left_out, "targets": TARGETS, "cells": {}, "seconds": {},
+        "gan_rows_of_other_checkpoints_left_out": left_out, "wm_reals": bool(args.wm_reals), "targets": TARGETS, "cells": {}, "seconds": {},
     }
     for comp in args.compressions.split(","):
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 CACHE = REPO_ROOT / "out" / "cache128_all"
 
 
-def sbi_items(frames_per_video: int, draws: int = 2):
+def sbi_items(frames_per_video: int, draws: int = 2, val_people=None):
     """Real val frames and their SBI twins as detect Items (meta: person)."""
     from detect.data import Item
     from detect.detectors.base import even_indices
@@ -37,7 +37,7 @@ def sbi_items(frames_per_video: int, draws: int = 2):
     from detect.sbi_train import VAL_PEOPLE, load_people
     from forge.data.cache import PreparedCache
 
-    people = load_people(PreparedCache(CACHE), list(VAL_PEOPLE))
+    people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
     rng = np.random.default_rng(1234)
     items = []
     for name, frames, lm in zip(people.names, people.frames, people.landmarks):
@@ -49,7 +49,7 @@ def sbi_items(frames_per_video: int, draws: int = 2):
     return items
 
 
-def cross_frame_items(frames_per_video: int):
+def cross_frame_items(frames_per_video: int, val_people=None):
     """Real val frames and their cross-frame blends (one draw) as detect Items (meta: person)."""
     from detect.cross_blend import cross_blend_frames
     from detect.data import Item
@@ -57,7 +57,7 @@ def cross_frame_items(frames_per_video: int):
     from detect.sbi_train import VAL_PEOPLE, load_people
     from forge.data.cache import PreparedCache
 
-    people = load_people(PreparedCache(CACHE), list(VAL_PEOPLE))
+    people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
     rng = np.random.default_rng(4321)
     items = []
     for name, frames, lm in zip(people.names, people.frames, people.landmarks):
@@ -68,13 +68,20 @@ def cross_frame_items(frames_per_video: int):
     return items
 
 
-def corpus_items(corpus: Path):
-    """Benchmark-corpus items of the val people (any split label of that corpus; all compressions)."""
+def corpus_items(corpus: Path, val_people=None, wm_reals: bool = False):
+    """Benchmark-corpus items of the val people (any split label of that corpus; all compressions);
+    reals as their watermarked twins with ``wm_reals`` (:mod:`detect.wm_reals`)."""
     from detect.data import load_items, load_manifest
     from detect.sbi_train import VAL_PEOPLE
 
     df = load_manifest(corpus)
-    rows = df[df["source_identity"].isin(VAL_PEOPLE)]
+    rows = df[df["source_identity"].isin(list(val_people or VAL_PEOPLE))]
+    if "framing" in rows.columns:
+        rows = rows[rows["framing"].astype(str).isin(("crop", "none", "None", "nan"))]
+    if wm_reals:
+        from detect.wm_reals import swap_reals
+
+        rows = swap_reals(corpus, rows)
     rep = load_items(corpus, rows, None, "val people", progress=False)
     for it in rep.items:
         it.meta["person"] = str(it.meta.get("source_identity"))
@@ -126,22 +133,31 @@ def main(argv=None) -> dict:
     ap.add_argument("--ensemble", action="append", default=[], metavar="A+B",
                     help="member names to stack, e.g. cnn+stats; repeatable")
     ap.add_argument("--cross-frame", action="store_true", help="add the cross-frame blend set (diagnostic)")
+    ap.add_argument("--people", choices=("sbi", "corpus"), default="sbi",
+                    help="val people: the SBI trainer's 8 (sbi) or the corpus's own val split (corpus)")
+    ap.add_argument("--wm-reals", action="store_true", help="own_generator reals as watermarked twins (detect.wm_reals)")
     ap.add_argument("--out", default=str(RESULTS / "detect_sbi_val.json"), help="result file")
     args = ap.parse_args(argv)
+    val_people = None
+    if args.people == "corpus":
+        from detect.corpus_mix import corpus_people
+
+        val_people = corpus_people(args.corpus)[0]
 
     import torch
 
     from detect.score import load_run
 
     torch.set_num_threads(1)
-    sets = {"sbi": sbi_items(args.frames)}
+    sets = {"sbi": sbi_items(args.frames, val_people=val_people)}
     if args.corpus and Path(args.corpus, "manifest.parquet").is_file():
-        sets["own_generator"] = corpus_items(Path(args.corpus))
+        sets["own_generator"] = corpus_items(Path(args.corpus), val_people, args.wm_reals)
     if args.cross_frame:
-        sets["cross_frame"] = cross_frame_items(args.frames)
+        sets["cross_frame"] = cross_frame_items(args.frames, val_people)
     runs = dict(r.split("=", 1) for r in args.run)
     scores: dict[str, dict[str, list]] = {k: {} for k in sets}
-    out = {"val_people": sorted({it.meta["person"] for it in sets["sbi"]}), "sets": {}, "runs": runs}
+    out = {"val_people": sorted({it.meta["person"] for it in sets["sbi"]}), "people": args.people,
+           "wm_reals": args.wm_reals, "sets": {}, "runs": runs}
     for name, path in runs.items():
         lr = load_run(path)
         for k, items in sets.items():
