@@ -46,6 +46,8 @@ def merged(old: dict, new: dict, args) -> dict:
     keys = {(r["method"], r["size"], r["attack"]) for r in new["rows"]}
     rows = [r for r in old.get("rows", []) if (r["method"], r["size"], r["attack"]) not in keys] + new["rows"]
     out = {**old, "rows": rows, "notes": {**old.get("notes", {}), **new["notes"]}}
+    if any(m in ("faceforge", "faceforge+store") for m, _, _ in keys):      # the classical rows' configuration
+        out["watermark_config"] = new["watermark_config"]
     if new["false_positives"] is not None:
         out["false_positives"] = new["false_positives"]
     out["false_positives_small"] = {**old.get("false_positives_small", {}), **new["false_positives_small"]}

@@ -31,6 +31,8 @@ class WatermarkConfig:
                                           # face keeps 2.2 tiles per side instead of 1.7 (crop 8 -> 15 of 39 reads)
     small_r_lo: float = 1.5               # its band in cycles per tile: the same cycles per pixel as r_lo at 64 px
     small_r_hi: float = 12.0              # ... and P/4 at the top (12/48; 10.5, the same as 14/64, read worse)
+    clip_mask_beta: float = -0.5          # clips on the small tile: mask_beta (< 0: more pattern on flat areas,
+                                          # which the normalised decoder weights most; CRF 28 clips 19 -> 27 of 39)
     informed: bool = True                 # host-aware embedding (see embedding.informed_spectrum); False = blind
     max_angle_deg: float = 15.0           # informed: phase error allowed per bin after embedding
     margin: tuple = (4.0, 2.0, 1.0, 0.5, 0.25, 0.0)  # informed: margins tried (x |host bin|), largest that fits
@@ -44,7 +46,12 @@ class WatermarkConfig:
     robust_spread: bool = False           # clips: those frames spread over the clip (else the first ones)
     robust_frames: int = 8                # clips: frames sent through the simulated codec (0 = mean frame)
     robust_crf: int = 28                  # informed: CRF of the simulated H.264 intra frame
-    hp_sigma: float = 4.0                 # decoder high-pass (px, in tile units) before folding
+    robust_preset: str = "medium"         # ... and its x264 preset (x264's default; was veryfast: 128 px CRF 28
+                                          # clips read at tile phase 0 18 -> 21 of 26)
+    hp_sigma: float = 1.5                 # high-pass (px) before folding (was 4 before the 4th pass) ...
+    norm_sigma: float = 2.0               # ... then the local RMS normalisation (px; 0 = off; pattern.local_norm):
+    norm_floor: float = 0.25              # local RMS floored at this x its median. 128 px crops 15 -> 39 of 39
+                                          # reads, CRF 28 clips 4 -> 27 (with clip_mask_beta); old marks still read
     scale_min: float = 0.35               # search range of (attack) resize factors
     scale_max: float = 2.2
     scale_step: float = 0.015             # coarse grid step (relative), on a central window

@@ -5,8 +5,10 @@ energy is spent that turns the host's coefficient into one within ``max_angle_de
 direction with a margin, cheapest bins first, until the PSNR budget (``psnr_db``) is spent; two more
 rounds re-solve against the coefficients measured after a simulated JPEG q50 (images) or H.264 CRF 28
 (clips). The tile is repeated over the image (identically on every frame) and added to R, G and B
-alike, which changes luma only. Small images carry the 32-bit short payload (:func:`config.code_for`) on
-a 48 px tile with the same band in cycles per pixel (:meth:`config.WatermarkConfig.tile_for`).
+alike, which changes luma only. Clips on the small tile are masked (``clip_mask_beta``: more pattern on
+flat areas, which the locally normalised decoder weights most). Small images carry the 32-bit short
+payload (:func:`config.code_for`) on a 48 px tile with the same band in cycles per pixel
+(:meth:`config.WatermarkConfig.tile_for`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ def amplitude(cfg: WatermarkConfig) -> float:
 
 
 def texture_mask(y: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
-    """Spatial strength map (H, W), mean square 1: more pattern where the host is textured (where
-    codecs keep detail and eyes notice less), less on flat skin and sky; ones when mask_beta = 0."""
+    """Spatial strength map (H, W), mean square 1: with mask_beta > 0 more pattern where the host is
+    textured (where codecs keep detail and eyes notice less), less on flat skin and sky; with mask_beta
+    < 0 the reverse (where a locally normalised decoder, pattern.local_norm, weights the pattern most);
+    ones when mask_beta = 0."""
     import cv2
 
-    if cfg.mask_beta <= 0:
+    if cfg.mask_beta == 0:
         return np.ones_like(y, dtype=np.float32)
     mu = cv2.GaussianBlur(y, (0, 0), 3.0)
     local_sd = np.sqrt(np.maximum(cv2.GaussianBlur(y * y, (0, 0), 3.0) - mu * mu, 0.0)) + 1.0
@@ -108,9 +112,9 @@ def informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig, code: e
         marks = tiled(spectrum_to_tile(E, cfg), H, W)
         marks = marks if mask is None else marks * mask
         if clip is not None and cfg.robust_codec == "h264":      # the real frames through the codec
-            attacked = h264_luma(clip + marks[None], cfg.robust_crf)
+            attacked = h264_luma(clip + marks[None], cfg.robust_crf, cfg.robust_preset)
         elif cfg.robust_codec == "h264":
-            attacked = h264_luma(y0 + marks + y.mean(), cfg.robust_crf)
+            attacked = h264_luma(y0 + marks + y.mean(), cfg.robust_crf, cfg.robust_preset)
         else:
             attacked = jpeg_luma(y0 + marks + y.mean(), cfg.robust_jpeg)
         measured = phases(attacked - attacked.mean(), 1.0, cfg, pat)
@@ -119,9 +123,9 @@ def informed_spectrum(y: np.ndarray, payload: int, cfg: WatermarkConfig, code: e
     return E
 
 
-def h264_luma(y: np.ndarray, crf: int) -> np.ndarray:
-    """H.264 (yuv420p, ``crf``) round trip of a luma plane (H, W) or sequence (K, H, W), in memory;
-    returns the mean decoded luma (H, W)."""
+def h264_luma(y: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
+    """H.264 (yuv420p, ``crf``, x264 ``preset``) round trip of a luma plane (H, W) or sequence (K, H, W),
+    in memory; returns the mean decoded luma (H, W)."""
     import io
 
     import av
@@ -133,7 +137,7 @@ def h264_luma(y: np.ndarray, crf: int) -> np.ndarray:
     with av.open(buf, mode="w", format="mp4") as out:
         st = out.add_stream("libx264", rate=25)
         st.width, st.height, st.pix_fmt = seq.shape[2], seq.shape[1], "yuv420p"
-        st.options = {"crf": str(int(crf)), "preset": "veryfast"}
+        st.options = {"crf": str(int(crf)), "preset": preset}
         for img in seq:
             for packet in st.encode(av.VideoFrame.from_ndarray(img, format="gray")):
                 out.mux(packet)
@@ -176,6 +180,8 @@ def embed(frames, payload: int, cfg: WatermarkConfig | None = None, code: ecc.Co
     _, H, W, _ = arr.shape
     code = code or code_for(H, W, cfg)
     cfg = cfg.at_tile(cfg.tile_for(H, W))                                     # 48 px on small images
+    if len(arr) > 1 and cfg.small_tile and cfg.tile == cfg.small_tile:        # small clips: flat areas
+        cfg = replace(cfg, mask_beta=cfg.clip_mask_beta)
     carried = short_id(payload) if code is ecc.SHORT else int(payload)
     y = luma(arr)                                                             # (H, W)
     mask = texture_mask(y, cfg)                                               # (H, W)

@@ -172,9 +172,22 @@ def resample(y: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(y, size, interpolation=cv2.INTER_LANCZOS4 if scale < 1 else cv2.INTER_AREA)
 
 
+def local_norm(z: np.ndarray, sigma: float, floor: float) -> np.ndarray:
+    """``z`` divided by its local RMS (Gaussian window ``sigma`` px, at least ``floor`` x the median
+    local RMS), rescaled to mean weight 1: textured regions, where the host swamps the pattern, count
+    less in the fold than flat ones, where the pattern is most of what the high-pass leaves."""
+    import cv2
+
+    if sigma <= 0:
+        return z
+    rms = np.sqrt(np.maximum(cv2.GaussianBlur(z * z, (0, 0), sigma), 0.0))
+    w = 1.0 / np.maximum(rms, floor * float(np.median(rms)) + 1e-6)
+    return (z * (w / w.mean())).astype(np.float32)
+
+
 def phases(y: np.ndarray, scale: float, cfg: WatermarkConfig, pat: Pattern) -> np.ndarray:
     """Complex spectrum at the band bins of the folded, high-passed, resampled image: (B,)."""
-    z = highpass(resample(y, scale), cfg.hp_sigma)
+    z = local_norm(highpass(resample(y, scale), cfg.hp_sigma), cfg.norm_sigma, cfg.norm_floor)
     return np.fft.fft2(fold(z, cfg.tile))[pat.bins_u, pat.bins_v]
 
 

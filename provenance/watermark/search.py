@@ -1,7 +1,8 @@
 """The blind search: find the tile's scale and phase from the sync word, then read the payload.
 
-Frames are averaged (the pattern is static, so a dropped frame only removes one term), high-passed,
-resampled by ``1/scale`` for a candidate scale and *folded* modulo P (all tiles summed, so any crop
+Frames are averaged (the pattern is static, so a dropped frame only removes one term), resampled by
+``1/scale`` for a candidate scale, high-passed, divided by their local RMS (:func:`.pattern.local_norm`:
+textured regions, where the host swamps the pattern, count less) and *folded* modulo P (all tiles summed, so any crop
 still contributes whole tile phases). In the folded spectrum each bin is reduced to its phase
 (``F / |F|``), which whitens the host; the sync correlation for every cyclic shift of the tile is one
 inverse FFT. Candidates are read out: soft code bits -> soft Viterbi -> CRC, for *both* payload
