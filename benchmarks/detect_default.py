@@ -7,7 +7,7 @@ The folder is read in place (never copied) and never used for selection or calib
 was selected and calibrated on its own validation people. Scoring goes through the user path,
 ``detect.score_files`` (dlib faces, 128 px crops, the first 64 frames). Baseline in the same run: the
 uncalibrated mean frame score (calibration must not change the ranking) and chance (0.5).
-Writes ``benchmarks/results/detect_default.json`` and ``detect_default.png`` (per-video P(fake)).
+Writes ``benchmarks/results/<name>.json`` and ``<name>.png`` (per-video P(fake); name ``detect_default``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", help="detector run (default: the shipped default detector)")
     ap.add_argument("--external", default=str(EXTERNAL))
     ap.add_argument("--max-frames", type=int, default=64)
+    ap.add_argument("--name", default="detect_default", help="results file stem (.json, .png)")
     args = ap.parse_args(argv)
 
     import torch
@@ -111,8 +112,8 @@ def main(argv=None) -> dict:
         "val": lr.metrics.get("val", {}), "seconds": round(seconds, 1),
         "videos": ok[["file", "generator", "label", "score", "raw_score", "verdict", "top_frames"]].to_dict("records"),
     }
-    write_json_atomic(RESULTS / "detect_default.json", out)
-    plot(ok, RESULTS / "detect_default.png",
+    write_json_atomic(RESULTS / f"{args.name}.json", out)
+    plot(ok, RESULTS / f"{args.name}.png",
          f"{lr.cfg.detector} on external: video AUC {out['video_auc']:.3f}, family mean {fam['mean']:.3f}")
     print(f"external video AUC {out['video_auc']:.3f} (family mean {fam['mean']:.3f}) on {len(ok)} videos; "
           + ", ".join(f"{k} {v['auc']:.2f}" for k, v in fam["per_family"].items()))

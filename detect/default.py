@@ -14,7 +14,7 @@ from pathlib import Path
 from core.common import FaceforgeError, atomic_path, write_json_atomic
 
 DEFAULT_RUN = Path(__file__).resolve().parent / "weights" / "default"
-RUN_FILES = ("config.yaml", "model.pt", "metrics.json")
+RUN_FILES = ("config.yaml", "metrics.json")
 MAX_SHIPPED_MB = 30.0
 
 
@@ -27,25 +27,41 @@ def default_run() -> Path:
     return DEFAULT_RUN
 
 
-def export_default(run: str | Path, out: str | Path = DEFAULT_RUN, extra_metrics: dict | None = None) -> Path:
-    """Copy a finished run to ``out`` (fp16 weights, metrics merged with ``extra_metrics``)."""
+def _copy_weights(src: Path, dst: Path) -> None:
+    """One run folder's weights: ``model.pt`` halved to fp16, other model files copied."""
     import torch
 
+    dst.mkdir(parents=True, exist_ok=True)
+    if (src / "model.pt").is_file():
+        state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)
+        half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        with atomic_path(dst / "model.pt") as tmp:
+            torch.save(half, tmp)
+    for name in ("model.joblib", "ensemble.json", "config.yaml", "sbi_train.yaml", "history.csv"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+
+
+def export_default(run: str | Path, out: str | Path = DEFAULT_RUN, extra_metrics: dict | None = None) -> Path:
+    """Copy a finished run to ``out`` (fp16 weights, metrics merged with ``extra_metrics``); an ensemble
+    run brings its members (``members/<name>/``, each exported the same way)."""
     run, out = Path(run), Path(out)
     metrics = json.loads((run / "metrics.json").read_text())
     if not metrics.get("done"):
         raise FaceforgeError(f"{run} has not finished training")
-    out.mkdir(parents=True, exist_ok=True)
-    state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
-    half = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(half, tmp)
-    size_mb = (out / "model.pt").stat().st_size / 2**20
+    _copy_weights(run, out)
+    if (out / "members").exists():
+        shutil.rmtree(out / "members")
+    for member in sorted((run / "members").glob("*")) if (run / "members").is_dir() else []:
+        _copy_weights(member, out / "members" / member.name)
+    for stale in ("model.pt", "model.joblib", "ensemble.json", "sbi_train.yaml", "history.csv"):
+        if (out / stale).is_file() and not (run / stale).is_file():                  # left by another kind of run
+            (out / stale).unlink()
+    weights = [p for p in out.rglob("*") if p.name in ("model.pt", "model.joblib")]
+    if not weights:
+        raise FaceforgeError(f"{run} holds no model weights")
+    size_mb = sum(p.stat().st_size for p in weights) / 2**20
     if size_mb > MAX_SHIPPED_MB:
         raise FaceforgeError(f"shipped weights are {size_mb:.1f} MB (limit {MAX_SHIPPED_MB} MB)")
-    shutil.copyfile(run / "config.yaml", out / "config.yaml")
-    for extra in ("sbi_train.yaml", "history.csv"):
-        if (run / extra).is_file():
-            shutil.copyfile(run / extra, out / extra)
     write_json_atomic(out / "metrics.json", {**metrics, **(extra_metrics or {}), "weights_mb": round(size_mb, 2)})
     return out

@@ -207,6 +207,25 @@ def test_ensemble_assembles_runs_and_stacks_on_validation(face, tmp_path):
     assert p.shape == (4,)
     s = ens.score_clip(frames[1:], lm[1:])
     assert s.shape == (4,) and np.all((s > 0) & (s < 1))
+    # an ensemble run exports like any run: members with their weights, stale files of the last export gone
+    import json
+
+    from detect.default import export_default
+    from detect.score import load_run
+
+    (tmp_path / "ens" / "metrics.json").write_text(json.dumps({"done": True, "detector": "ensemble"}))
+    from core.common import save_config
+
+    save_config(DetectConfig(detector="ensemble", extra={"members": list(runs)}), tmp_path / "ens" / "config.yaml")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "model.pt").write_bytes(b"old")
+    (shipped / "README.md").write_text("card")
+    export_default(tmp_path / "ens", shipped)
+    assert not (shipped / "model.pt").exists() and (shipped / "README.md").is_file()
+    assert sorted(q.name for q in (shipped / "members").iterdir()) == ["blend_stats", "frequency"]
+    assert json.loads((shipped / "metrics.json").read_text())["weights_mb"] > 0
+    assert np.allclose(load_run(shipped).detector.score_clip(frames[1:], lm[1:]), s)
 
 
 def test_main_job_reports_the_default_detector(tmp_path):
