@@ -33,6 +33,12 @@ def markdown(results: dict) -> str:
              f"{results['min_cell']} fake or real videos."]
     s = results.get("corpus_summary", {})
     parts.append(f"Corpus test split: {s.get('test_identities')} people; complete: {s.get('complete')}.")
+    if "wm_reals" in results:
+        parts.append("Reals: " + ("their watermarked twins (`detect.wm_reals`) in training and in the corpus test cells, "
+                                  "so real and fake differ in generation only." if results["wm_reals"]
+                                  else "as in the corpus (unwatermarked; every fake is watermarked)."))
+    if results.get("note"):
+        parts.append(f"Note: {results['note']}")
     for det, r in results["detectors"].items():
         cg = r.get("cross_generator")
         if cg:
@@ -51,6 +57,13 @@ def markdown(results: dict) -> str:
             rows = [[k, ", ".join(f"{p['level']}: {p['auc']:.3f}" for p in pts)] for k, pts in rb["curves"].items()]
             parts.append(f"**{det}: robustness** (c23 model on perturbed raw test clips; video AUC by level)\n\n"
                          + _table(["perturbation", "level: AUC"], rows))
+    wc = {d: r["wm_control"] for d, r in results["detectors"].items() if r.get("wm_control")}
+    if wc:
+        rows = [[d, *[fmt(c[t][m], ci=False) for t in ("test_reals_watermarked", "test_reals_plain")
+                      for m in ("trained_wm_reals", "trained_plain_reals")]] for d, c in wc.items()]
+        parts.append("**Watermark shortcut control** (all families, c23; every fake carries the watermark)\n\n"
+                     + _table(["detector", "test wm reals: trained wm reals", "test wm reals: trained plain reals",
+                               "test plain reals: trained wm reals", "test plain reals: trained plain reals"], rows))
     ab = results.get("ablations")
     if ab:
         rows = []

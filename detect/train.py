@@ -60,11 +60,13 @@ def select_rows(df, cfg: DetectConfig, split: str):
     return apply_filters(split_rows(df, split), cfg.filters, keep_real=True)
 
 
-def train(corpus: str | Path, out: str | Path, cfg: DetectConfig, progress: bool = True) -> dict:
-    """Train ``cfg.detector`` on the corpus train split, select on val; returns ``metrics.json``'s dict."""
+def train(corpus: str | Path, out: str | Path, cfg: DetectConfig, progress: bool = True, manifest=None) -> dict:
+    """Train ``cfg.detector`` on the corpus train split, select on val; returns ``metrics.json``'s dict.
+    ``manifest``: the corpus's rows to use instead of its ``manifest.parquet`` (e.g. with the reals
+    swapped for their watermarked twins, :func:`detect.wm_reals.swap_reals`); paths stay corpus-relative."""
     corpus, out = Path(corpus), Path(out)
     cls = get_detector_class(cfg.detector)
-    df = load_manifest(corpus)
+    df = load_manifest(corpus) if manifest is None else manifest
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out, recursive=True)      # model/checkpoint temps of a killed run
     _check_run_dir(out, cfg, corpus)

@@ -33,6 +33,18 @@ def test_markdown_marks_small_cells():
     assert "| all | 0.900 [0.80, 0.95] n=120 | 0.700 [0.50, 0.90] n=29* |" in text
 
 
+def test_markdown_reports_the_watermark_control():
+    from benchmarks.detect_studies_report import markdown
+
+    c = {"auc": 0.8, "auc_ci95": [0.7, 0.9], "n": 797, "small": False}
+    ctl = {"test_reals_watermarked": {"trained_wm_reals": c, "trained_plain_reals": {**c, "auc": 0.4}},
+           "test_reals_plain": {"trained_wm_reals": {**c, "auc": 0.81}, "trained_plain_reals": {**c, "auc": 1.0}}}
+    text = markdown({"min_cell": 50, "corpus_summary": {}, "wm_reals": True, "note": "short run",
+                     "detectors": {"dct_cnn": {"wm_control": ctl}}})
+    assert "| dct_cnn | 0.800 n=797 | 0.400 n=797 | 0.810 n=797 | 1.000 n=797 |" in text
+    assert "watermarked twins" in text and "Note: short run" in text
+
+
 def test_default_bench_scores_only_the_shipped_talkers_gan_rows():
     from benchmarks.detect_default_bench128 import shipped_rows
 
