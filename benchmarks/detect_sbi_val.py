@@ -10,8 +10,10 @@ from the training and test people):
   (our Talker and warp fakes, every compression) against its real items of val people;
 - ``cross_frame`` (``--cross-frame``, a diagnostic outside the selection rule): the same real frames
   against cross-frame blends (:mod:`detect.cross_blend`, partners from the same video).
-The ensemble (logistic stacking of member frame logits) is cross-fitted: the stacker is fitted on
-half of the val people and scored on the other half, and vice versa. Baseline in the same run: each
+The ensemble (logistic stacking of member frame logits) is cross-fitted: one stacker over all the
+sets at once (as a shipped ensemble has one), fitted on half of the val people and scored on the
+other half, and vice versa. (Until 2026-12-01 each set had its own stacker, which flattered members
+that rank one set inverted: ``detect_val_bench128v2.json``'s ensemble rows were computed that way.) Baseline in the same run: each
 member alone. ``selection`` is the rule: the mean of the ``sbi`` and ``own_generator`` video AUCs.
 Writes ``benchmarks/results/detect_sbi_val.json`` (or ``--out``).
 """
@@ -162,11 +164,19 @@ def main(argv=None) -> dict:
         lr = load_run(path)
         for k, items in sets.items():
             scores[k][name] = frame_scores(lr.detector, items)
+    # one stacker per ensemble over every set at once (cross-fitted by person), as a shipped model has one
+    union = [it for k in sets for it in sets[k]]
+    stacked = {}
+    for combo in args.ensemble:
+        members = combo.split("+")
+        z = cross_fitted_stack(union, {m: [s for k in sets for s in scores[k][m]] for m in members})
+        stacked[combo], i = {}, 0
+        for k, items in sets.items():
+            stacked[combo][k], i = z[i:i + len(items)], i + len(items)
     for k, items in sets.items():
         res = {name: metrics_of(items, s) for name, s in scores[k].items()}
         for combo in args.ensemble:
-            members = combo.split("+")
-            res[f"ensemble({combo})"] = metrics_of(items, cross_fitted_stack(items, {m: scores[k][m] for m in members}))
+            res[f"ensemble({combo})"] = metrics_of(items, stacked[combo][k])
         out["sets"][k] = res
         for name, m in res.items():
             print(f"{k:<14} {name:<28} video AUC {m['video_auc']:.3f}  frame AUC {m['frame_auc']:.3f}  "
