@@ -35,14 +35,6 @@ class CrossEpisode:
                               (self.x_src, self.y_src, self.p_src, self.y_tgt, self.p_tgt, self.guide)))
 
 
-def _neutral_frames(sampler) -> list[int]:
-    from forge.retarget import neutral_frame
-
-    if getattr(sampler, "_neutral", None) is None:
-        sampler._neutral = [neutral_frame(p) for p in sampler.points]
-    return sampler._neutral
-
-
 def sample_cross(sampler, batch_size: int) -> CrossEpisode:
     """``batch_size`` cross-identity episodes drawn with the sampler's generator (so a resumed run draws
     the same ones). The sampler must hold at least two identities and build guides."""
@@ -55,7 +47,7 @@ def sample_cross(sampler, batch_size: int) -> CrossEpisode:
     identities = np.asarray(sampler.identities)
     if len(set(identities.tolist())) < 2:
         raise FaceforgeError("cross-identity episodes need at least two training identities")
-    neutral, size, rng = _neutral_frames(sampler), sampler.resolution, sampler.rng
+    neutral, size, rng = sampler.neutral_frames, sampler.resolution, sampler.rng
     xs, ys, ps, yt, pt, guides = [], [], [], [], [], []
     for v in rng.integers(0, len(sampler), size=batch_size):
         others = np.flatnonzero(identities != identities[v])

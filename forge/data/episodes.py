@@ -8,6 +8,7 @@ Prepared clips are small (64-128 px), so all training videos are held in memory 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -79,6 +80,13 @@ class EpisodeSampler:
 
     def __len__(self) -> int:
         return len(self.video_ids)
+
+    @cached_property
+    def neutral_frames(self) -> list[int]:
+        """Per video, the index of its most neutral (closed-mouth) frame, the retargeting reference."""
+        from forge.retarget import neutral_frame
+
+        return [neutral_frame(p) for p in self.points]
 
     def sample(self, batch_size: int) -> Episode:
         vids = self.rng.integers(0, len(self), size=batch_size)
