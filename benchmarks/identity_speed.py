@@ -43,8 +43,8 @@ def sample_chips(n: int = BATCH) -> np.ndarray:
     import dlib
 
     from core.common import SAMPLE_DIR
-    from forge.data.landmarks import dlib_models_dir
-    from forge.data.media import read_video
+    from faces.landmarks import dlib_models_dir
+    from core.media import read_video
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(dlib_models_dir() / "shape_predictor_68_face_landmarks.dat"))

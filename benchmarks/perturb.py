@@ -42,7 +42,7 @@ def perturb(kind: str, level):
     def h264(frames):
         import tempfile
 
-        from forge.data.media import read_frames, write_video
+        from core.media import read_frames, write_video
 
         with tempfile.TemporaryDirectory() as d:
             p = write_video(Path(d) / "x.mp4", frames, 25.0, crf=int(level))

@@ -43,7 +43,7 @@ def nme(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def sample_frames(names: list[str], per_video: int) -> list[np.ndarray]:
-    from forge.data.media import read_video, video_info
+    from core.media import read_video, video_info
 
     frames = []
     for name in names:
@@ -54,7 +54,7 @@ def sample_frames(names: list[str], per_video: int) -> list[np.ndarray]:
 
 
 def time_decode(names: list[str], per_video: int) -> dict:
-    from forge.data.media import read_video
+    from core.media import read_video
 
     t0, n = time.perf_counter(), 0
     for name in names:
@@ -81,7 +81,7 @@ def agreement(faces_a: list, faces_b: list) -> dict:
 
 
 def backends(names: list[str], per_video: int) -> dict:
-    from forge.data.landmarks import DlibDetector, backend_status, get_detector
+    from faces.landmarks import DlibDetector, backend_status, get_detector
 
     frames = sample_frames(names, per_video)
     out: dict = {"frames": len(frames), "frame_size": list(frames[0].shape[:2]),
@@ -103,7 +103,7 @@ def backends(names: list[str], per_video: int) -> dict:
 
 def tracking(names: list[str], n_frames: int, every: int = 2, detect_every: int = 5) -> dict:
     from forge.data.clip import detect_track
-    from forge.data.landmarks import get_detector
+    from faces.landmarks import get_detector
 
     det = get_detector("dlib")
     per_video, t_full, t_track, n_total, errs, tracked = {}, 0.0, 0.0, 0, [], []
@@ -132,8 +132,8 @@ def tracking(names: list[str], n_frames: int, every: int = 2, detect_every: int 
 
 def stability(names: list[str], n_frames: int) -> tuple[dict, dict]:
     from forge.data import crop
-    from forge.data.landmarks import get_detector
-    from forge.data.media import read_video
+    from faces.landmarks import get_detector
+    from core.media import read_video
 
     det = get_detector("dlib")
 

@@ -43,7 +43,7 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
 def make_media(d: Path, payload: int) -> dict[str, Path]:
     from PIL import Image
 
-    from forge.data.media import read_video, write_video
+    from core.media import read_video, write_video
     from provenance import watermark
 
     frames = np.stack([_square(f.image, 256) for f in read_video(VIDEO, max_frames=25)])

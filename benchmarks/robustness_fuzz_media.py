@@ -25,7 +25,7 @@ def make_broken(folder: Path, n: int, seed: int) -> list[Path]:
     import cv2
 
     from core.common import SAMPLE_DIR
-    from forge.data.media import read_frames, write_video
+    from core.media import read_frames, write_video
     from provenance import mutants
 
     folder.mkdir(parents=True, exist_ok=True)

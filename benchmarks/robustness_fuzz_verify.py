@@ -27,7 +27,7 @@ def make_signed(work: Path, seed: int) -> dict:
     from PIL import Image
 
     from core.common import SAMPLE_DIR
-    from forge.data.media import write_video
+    from core.media import write_video
     from provenance import api, keys, watermark
 
     work.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ class BenchConfig:
 
 # ---------------------------------------------------------------- runs
 def load_images(cfg: BenchConfig) -> list[tuple[str, np.ndarray]]:
-    from forge.data.media import read_video, video_info
+    from core.media import read_video, video_info
 
     out = []
     for v in sorted(VIDEOS.glob("*.mp4")):
@@ -130,7 +130,7 @@ def video_table(cfg, methods, rng, sizes=None) -> list[dict]:
 
     from tqdm import tqdm
 
-    from forge.data.media import read_video, write_video
+    from core.media import read_video, write_video
 
     rows = []
     jobs = [(m, s) for m, s in _jobs(cfg, methods, sizes) if s >= 128]
@@ -169,7 +169,7 @@ def video_table(cfg, methods, rng, sizes=None) -> list[dict]:
 
 def fp_images(cfg, size: int | None = None) -> list[tuple[str, np.ndarray]]:
     """The unmarked real images of the false-positive scan: (name, RGB), native size or ``size`` px squares."""
-    from forge.data.media import read_image, read_video
+    from core.media import read_image, read_video
 
     frames = []
     for v in sorted(VIDEOS.glob("*.mp4")):

@@ -19,7 +19,7 @@ GOOD = ("hdtf_wda_katiehill", "hdtf_rd_radio2", "d0")
 
 
 def _bad_sources(folder: Path) -> list[str]:
-    from forge.data.media import write_video
+    from core.media import write_video
 
     x = np.linspace(0, 255, 64)
     plain = np.stack([np.stack([np.add.outer(x, x + i) / 2] * 3, -1) for i in range(12)]).astype(np.uint8)

@@ -7,7 +7,7 @@ import pytest
 
 from core.common import FaceforgeError
 from forge.data.clip import extract_clip
-from forge.data.media import read_frames, write_video
+from core.media import read_frames, write_video
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_extract_clip_no_face(tmp_path):
 
 def test_detect_every_tracks_between_detections(short_video):
     from forge.data.clip import detect_track
-    from forge.data.landmarks import get_detector
+    from faces.landmarks import get_detector
 
     det = get_detector("dlib")
     full, _ = detect_track(short_video, det, keep_frames=False)

@@ -19,7 +19,7 @@ def video():
 
     from core.common import SAMPLE_DIR
     from detect.toy import smooth_track, template_landmarks
-    from forge.data.media import read_image
+    from core.media import read_image
     from forge.warp import warp_render
 
     img = cv2.resize(read_image(SAMPLE_DIR / "portraits" / "s42.jpg"), (SIZE, SIZE), interpolation=cv2.INTER_AREA)

@@ -84,7 +84,7 @@ def test_folder_metrics_hand_computed():
 
 # ---------------------------------------------------------------- labelled folder
 def _write_clip(path, level: int, n: int = 4, size: int = 32):
-    from forge.data.media import write_video
+    from core.media import write_video
 
     write_video(path, np.full((n, size, size, 3), level, np.uint8), 25.0)
 

@@ -16,7 +16,7 @@ SIZE = 64
 def face():
     """A real sample face crop (64 px) and its landmarks."""
     from detect.toy import template_landmarks
-    from forge.data.media import read_image
+    from core.media import read_image
     from core.common import SAMPLE_DIR
     import cv2
 

@@ -24,7 +24,7 @@ def signed(tmp_path_factory) -> dict:
     """A 64 px signed JPEG, PNG and 4-frame MP4, and the trust anchor."""
     from PIL import Image
 
-    from forge.data.media import write_video
+    from core.media import write_video
 
     d = tmp_path_factory.mktemp("fuzz")
     ident = keys.init_identity(d / "keys")
@@ -102,7 +102,7 @@ def test_manifest_bytes_in_an_unparseable_file_read_tampered(signed, tmp_path):
 def test_unknown_video_codec_is_an_error_not_a_crash(signed, tmp_path):
     """Found by benchmarks/robustness_fuzz.py: a damaged sample description leaves PyAV no decoder
     (codec_context None), which crashed the watermark path with an AttributeError."""
-    from forge.data import media
+    from core import media
 
     data = signed["files"]["mp4"].read_bytes()
     at = data.index(b"avc1", data.index(b"stsd"))

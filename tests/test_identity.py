@@ -70,7 +70,7 @@ def build_faces_data() -> dict:
     dlib.get_face_chip, dlib (N, 128) = dlib's compute_face_descriptor of each chip)."""
     import dlib
 
-    from forge.data.media import read_image, read_video
+    from core.media import read_image, read_video
 
     detector, predictor, rec = _dlib_models()
     sources = [(p.stem, read_image(p)) for p in sorted((SHARED_DATA / "portraits").glob("*.jpg"))]

@@ -73,7 +73,7 @@ def inputs(tmp_path_factory, sample_dir) -> Path:
     """Three short 160 px clips with a face."""
     import cv2
 
-    from forge.data.media import read_frames, write_video
+    from core.media import read_frames, write_video
 
     root = tmp_path_factory.mktemp("videos")
     for name in VIDEOS:

@@ -13,7 +13,7 @@ from forge.cli import main
 from core.common import FaceforgeError
 from forge.data import prepare as prepare_mod
 from forge.data.cache import FLAG_NO_FACE, FLAG_TRACKED, PreparedCache
-from forge.data.media import read_frames, write_video
+from core.media import read_frames, write_video
 from forge.data.prepare import PrepareConfig, discover_inputs, prepare
 
 CFG = PrepareConfig(resolution=64, backend="dlib", every=2, max_frames=4)

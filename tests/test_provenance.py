@@ -39,7 +39,7 @@ def media_dir(tmp_path_factory, face) -> Path:
     """Unsigned, watermarked JPEG / PNG / MP4 (8 frames) with a known payload."""
     from PIL import Image
 
-    from forge.data.media import write_video
+    from core.media import write_video
     from provenance import watermark
 
     d = tmp_path_factory.mktemp("media")
@@ -319,7 +319,7 @@ def test_fuzz_mutations_never_crash_or_lie(signed, identity, tmp_path, ext):
         if bytes(data) != src and res["verdict"] in INTACT:
             # c2pa hashes every byte but the manifest's own box; an "intact" verdict is only honest
             # if the pixels decode the same as the original's.
-            from forge.data.media import read_image, read_video
+            from core.media import read_image, read_video
 
             orig = signed["files"][ext]
             if ext == "mp4":

@@ -25,7 +25,7 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def real_frames(sample_video) -> np.ndarray:
-    from forge.data.media import read_video
+    from core.media import read_video
 
     return np.stack([f.image for f in read_video(sample_video, every=5, max_frames=10)])  # (10, H, W, 3)
 
@@ -199,7 +199,7 @@ def test_store_match_never_names_a_neighbouring_payload(frame256):
 
 def test_video_h264_crf28_with_frame_drop(tmp_path, sample_dir):
     # One of the 11 of 13 sample videos that pass at 256 px (benchmarks/watermark.py has all 13).
-    from forge.data.media import read_video, write_video
+    from core.media import read_video, write_video
 
     frames = [f.image for f in read_video(sample_dir / "videos" / "d0.mp4", max_frames=10)]
     clip = np.stack([_square(f, 256) for f in frames])                # (10, 256, 256, 3)

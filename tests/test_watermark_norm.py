@@ -29,13 +29,13 @@ def _half_textured(seed: int = 0) -> np.ndarray:
 
 
 def _frames(sample_dir, video: str, n: int = 10) -> list[np.ndarray]:
-    from forge.data.media import read_video
+    from core.media import read_video
 
     return [f.image for f in read_video(sample_dir / "videos" / f"{video}.mp4", max_frames=n)]
 
 
 def _crf28(tmp_path, clip: np.ndarray) -> np.ndarray:
-    from forge.data.media import read_video, write_video
+    from core.media import read_video, write_video
 
     keep = np.ones(len(clip), bool)
     keep[3] = False                                                       # 10 % frame drop

@@ -23,7 +23,7 @@ SHORT = PAYLOAD & 0xFFFFFFFF
 def frames(sample_dir) -> np.ndarray:
     """Six frames of d0 (one of the sample videos whose 128 px crops read blind; the textured HDTF
     studio shots are the misses in benchmarks/watermark.py)."""
-    from forge.data.media import read_video
+    from core.media import read_video
 
     return np.stack([f.image for f in read_video(sample_dir / "videos" / "d0.mp4", every=5, max_frames=6)])
 

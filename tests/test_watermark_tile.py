@@ -19,7 +19,7 @@ ONE_TILE = replace(CFG, small_tile=0)      # the decoder before the small tile: 
 
 @pytest.fixture(scope="module")
 def frame(sample_dir) -> np.ndarray:
-    from forge.data.media import read_video
+    from core.media import read_video
 
     return next(iter(read_video(sample_dir / "videos" / "d0.mp4", max_frames=1))).image
 
