@@ -50,12 +50,8 @@ def main(argv=None) -> dict:
         raise FaceforgeError(f"{corpus} has no manifest: merge it first (faceforge forge corpus --out {corpus} --merge)")
     lr = load_run(args.model)
     talker_sha = sha256_file(DEFAULT_CHECKPOINT)
-    bench = Bench(corpus, None, print)
+    bench = Bench(corpus, None, print, wm_reals=args.wm_reals)
     bench.df, left_out = shipped_rows(bench.df, talker_sha)
-    if args.wm_reals:
-        from detect.wm_reals import swap_reals
-
-        bench.df = swap_reals(corpus, bench.df)
     out: dict = {
         "detector": lr.cfg.detector, "run": str(lr.path.relative_to(REPO_ROOT)) if lr.path.is_relative_to(REPO_ROOT)
         else str(lr.path), "corpus": corpus.name, "split": "test", "talker_sha256": talker_sha,

@@ -44,6 +44,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     val_people = corpus_people(args.corpus)[0]
     items = [] if args.corpus_only else sbi_items(12, val_people=val_people)
+    n_sbi = len(items)                                 # the self-blended set comes first
     items += corpus_items(Path(args.corpus), val_people, wm_reals=True)
     for it in items:                                   # (k, S, S, 3): a few evenly spaced frames per video
         idx = even_indices(len(it.frames), args.frames)
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     y = np.array([it.label for it in items])
     s = np.array([float(np.mean(ens.score_clip(it.frames, it.landmarks))) for it in items])
     cal = fit_platt(y, s)
-    sbi = np.array(["/sbi" in it.item_id or it.item_id.endswith("/real") for it in items])
+    sbi = np.arange(len(items)) < n_sbi                # (V,) True for the self-blended set's videos
     metrics = {
         "detector": "ensemble", "done": True, "members": members, "stack": ens.stack,
         "source": "members trained elsewhere; stacker and calibration fitted on the corpus's val people "

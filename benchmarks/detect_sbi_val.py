@@ -73,13 +73,11 @@ def cross_frame_items(frames_per_video: int, val_people=None):
 def corpus_items(corpus: Path, val_people=None, wm_reals: bool = False):
     """Benchmark-corpus items of the val people (any split label of that corpus; all compressions);
     reals as their watermarked twins with ``wm_reals`` (:mod:`detect.wm_reals`)."""
-    from detect.data import load_items, load_manifest
+    from detect.data import is_crop, load_items, load_manifest
     from detect.sbi_train import VAL_PEOPLE
 
     df = load_manifest(corpus)
-    rows = df[df["source_identity"].isin(list(val_people or VAL_PEOPLE))]
-    if "framing" in rows.columns:
-        rows = rows[rows["framing"].astype(str).isin(("crop", "none", "None", "nan"))]
+    rows = df[df["source_identity"].isin(list(val_people or VAL_PEOPLE)) & is_crop(df)]
     if wm_reals:
         from detect.wm_reals import swap_reals
 

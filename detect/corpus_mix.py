@@ -33,13 +33,12 @@ def corpus_people(corpus: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]
 def corpus_items(corpus: str | Path, people: set[str], n_frames: int, watermark_reals: bool = False) -> list:
     """Face-crop items of ``corpus`` made only from ``people`` (source and driver), ``n_frames`` frames
     each (evenly spaced); reals as their watermarked twins with ``watermark_reals``."""
-    from detect.data import load_items, load_manifest
+    from detect.data import is_crop, load_items, load_manifest
     from detect.detectors.base import even_indices
 
     corpus = Path(corpus)
     df = load_manifest(corpus)
-    if "framing" in df.columns:
-        df = df[df["framing"].astype(str).isin(("crop", "none", "None", "nan"))]
+    df = df[is_crop(df)]
     drv = df["driver_identity"].astype(str) if "driver_identity" in df else df["source_identity"].astype(str)
     keep = df["source_identity"].astype(str).isin(people) & (drv.isin(people) | drv.isin(("None", "nan", "")))
     df = df[keep]

@@ -181,6 +181,13 @@ def split_rows(df, split: str, crops_only: bool = True):
     if split not in SPLITS:
         raise FaceforgeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     keep = df["split"].astype(str) == split
-    if crops_only and "framing" in df.columns:
-        keep &= df["framing"].map(_norm).isin(("crop", "none"))
+    if crops_only:
+        keep &= is_crop(df)
     return df[keep].reset_index(drop=True)
+
+
+def is_crop(df) -> np.ndarray:
+    """Per row: a face-crop item (``framing`` "crop" or unset; every row when there is no framing column)."""
+    if "framing" not in df.columns:
+        return np.ones(len(df), bool)
+    return df["framing"].map(_norm).isin(("crop", "none")).to_numpy()

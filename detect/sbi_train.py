@@ -192,13 +192,13 @@ def score_videos(det, videos) -> dict:
 
     fy, fs, fg, vy, vs, vg = [], [], [], [], [], []
     for name, label, frames, landmarks in videos:
-        s = det.score_clip(frames, landmarks)
+        s, group = det.score_clip(frames, landmarks), group_of(name)
         fy += [label] * len(s)
         fs += list(s)
-        fg += [group_of(name)] * len(s)
+        fg += [group] * len(s)
         vy.append(label)
         vs.append(float(np.mean(s)))
-        vg.append(group_of(name))
+        vg.append(group)
     out = {"val_loss": log_loss(fy, fs), "video_labels": vy, "video_scores": vs}
     groups = sorted(set(vg))
     for kind, y, s, g in (("video", vy, vs, vg), ("frame", fy, fs, fg)):
@@ -263,6 +263,7 @@ def _finish(out: Path, det, cfg: SBITrainConfig, val_videos, state: dict, n_trai
     v = score_videos(det, val_videos)
     cal = fit_platt(v["video_labels"], v["video_scores"])
     calibrated = apply_calibration(cal, v["video_scores"])
+    val_people, test_people = people_split(cfg)
     metrics = {
         "detector": cfg.detector, "source": "self-blended images (detect.sbi) of real people"
         + (f" + the items of {Path(cfg.corpus).name} (our generators' fakes and its reals)" if cfg.corpus else ""), "done": True,
@@ -272,7 +273,7 @@ def _finish(out: Path, det, cfg: SBITrainConfig, val_videos, state: dict, n_trai
                 "frame_auc": v["val_auc_frame"],
                 **{k: v[k] for k in v if k.startswith("val_auc_video_")}},
         "crop_resolution": cfg.image_size, "n_train_videos": n_train, "n_val_videos": n_val,
-        "val_people": list(people_split(cfg)[0]), "test_people": list(people_split(cfg)[1]),
+        "val_people": list(val_people), "test_people": list(test_people),
         "params": det.n_params(), "steps": state["step"], "best_step": state["best_step"],
         "train_seconds": state["seconds"],
     }
