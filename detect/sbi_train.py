@@ -290,6 +290,7 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
 
     cache = cache if hasattr(cache, "videos_of") else PreparedCache(cache)   # or any object with its methods
     out = Path(out)
+    train_people, val_people = split_people(cache, cfg)          # a bad split or corpus fails before any write
     out.mkdir(parents=True, exist_ok=True)
     if (out / "sbi_train.yaml").is_file():
         old = load_config(SBITrainConfig, out / "sbi_train.yaml")
@@ -297,7 +298,6 @@ def train_sbi(cache, out: str | Path, cfg: SBITrainConfig = SBITrainConfig(), pr
             raise FaceforgeError(f"{out} holds an SBI run with a different config; choose a new --out")
     save_config(cfg, out / "sbi_train.yaml")
     save_config(detect_config(cfg), out / "config.yaml")
-    train_people, val_people = split_people(cache, cfg)
     tr, va = load_people(cache, train_people), load_people(cache, val_people)
     val_videos = validation_set(va, cfg)
     if cfg.corpus:

@@ -95,7 +95,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", help="a benchmark corpus folder (manifest.parquet)")
     args = ap.parse_args(argv)
-    counts = build(args.corpus)
+    try:
+        counts = build(args.corpus)
+    except FaceforgeError as e:                      # a user error: one line, not a traceback
+        raise SystemExit(f"faceforge: error: {e}") from None
     print(f"{args.corpus}: {counts['written']} written, {counts['skipped']} already there, "
           f"{len(counts['errors'])} errors")
     return 1 if counts["errors"] else 0

@@ -112,6 +112,9 @@ def test_sbi_training_with_a_corpus_uses_its_split_and_its_fakes(face, tmp_path)
     with pytest.raises(FaceforgeError, match="32 px"):
         CorpusFrames.of(items, 32)
 
+    with pytest.raises(FaceforgeError, match="corpus splits"):                     # fails before writing anything
+        train_sbi(TinyCache(face), tmp_path / "bad", SBITrainConfig(corpus=str(tmp_path / "nowhere")), progress=False)
+    assert not (tmp_path / "bad").exists()
     cfg = SBITrainConfig(image_size=SIZE, batch_size=4, steps=2, eval_every=2, val_frames=2, threads=1,
                          corpus=str(corpus), corpus_frames=3, corpus_batch=4, val_corpus_frames=2,
                          val_people=("p_extra",), test_people=())                  # overridden by the corpus's split
