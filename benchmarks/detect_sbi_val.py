@@ -3,7 +3,7 @@ folder): every candidate detector trained by ``faceforge detect train-sbi``, and
 
     .venv/bin/python -m benchmarks.detect_sbi_val --run NAME=RUN [--run ...] [--corpus out/bench128]
 
-Two validation sets, both from the 8 validation people of :mod:`detect.sbi_train` (identity-disjoint
+Two validation sets, both from the 8 validation people of :mod:`detect.sbi_data` (identity-disjoint
 from the training and test people):
 - ``sbi``: ``--frames`` real frames per val video against the same frames self-blended (2 draws);
 - ``own_generator``: when a benchmark corpus is given, its items whose source person is a val person
@@ -36,7 +36,7 @@ def sbi_items(frames_per_video: int, draws: int = 2, val_people=None):
     from detect.data import Item
     from detect.detectors.base import even_indices
     from detect.sbi import self_blend_batch
-    from detect.sbi_train import VAL_PEOPLE, load_people
+    from detect.sbi_data import VAL_PEOPLE, load_people
     from forge.data.cache import PreparedCache
 
     people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
@@ -56,7 +56,7 @@ def cross_frame_items(frames_per_video: int, val_people=None):
     from detect.cross_blend import cross_blend_frames
     from detect.data import Item
     from detect.detectors.base import even_indices
-    from detect.sbi_train import VAL_PEOPLE, load_people
+    from detect.sbi_data import VAL_PEOPLE, load_people
     from forge.data.cache import PreparedCache
 
     people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
@@ -74,7 +74,7 @@ def corpus_items(corpus: Path, val_people=None, wm_reals: bool = False):
     """Benchmark-corpus items of the val people (any split label of that corpus; all compressions);
     reals as their watermarked twins with ``wm_reals`` (:mod:`detect.wm_reals`)."""
     from detect.data import is_crop, load_items, load_manifest
-    from detect.sbi_train import VAL_PEOPLE
+    from detect.sbi_data import VAL_PEOPLE
 
     df = load_manifest(corpus)
     rows = df[df["source_identity"].isin(list(val_people or VAL_PEOPLE)) & is_crop(df)]

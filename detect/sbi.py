@@ -207,3 +207,34 @@ def self_blend_batch(images: np.ndarray, landmarks: np.ndarray, rng: np.random.G
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     pairs = [self_blend(im, lm, rng, cfg) for im, lm in zip(images, landmarks)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def self_blend_clip(frames: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator | int | None = None,
+                    cfg: SBIConfig = SBIConfig(), flicker: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A self-blended *clip*: one draw of the blend (region, mask deformation, blur, ratio, colour,
+    sharpness, shift, scale) applied to every frame, the mask following each frame's landmarks, so the
+    blend moves with the face as a face-swap or lip-sync render does (``self_blend_batch`` draws anew
+    per frame, which flickers). ``flicker`` > 0 adds per-frame wobble on top of the shared draw: the
+    blend ratio scaled by ``1 + flicker N(0, 1)`` and the source shifted by ``flicker x 2 px N(0, 1)``,
+    the frame-to-frame instability of a generator that renders each frame on its own.
+
+    ``(T, H, W, 3) uint8`` + ``(T, 68, 2)`` -> fakes ``(T, H, W, 3) uint8``, masks ``(T, H, W) float32``."""
+    import cv2
+
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    seed = int(rng.integers(1 << 62))
+    fakes, masks = [], []
+    for image, lm in zip(frames, landmarks):
+        check_face(image, lm)
+        lm = np.asarray(lm, np.float32)
+        shared = np.random.default_rng(seed)                              # the same draws for every frame
+        mask = draw_mask(image.shape[:2], lm, shared, cfg)
+        source = jitter_source(image, lm, shared, cfg)
+        if flicker > 0:
+            mask = np.clip(mask * (1.0 + flicker * rng.normal()), 0.0, 1.0).astype(np.float32)
+            dx, dy = flicker * 2.0 * rng.normal(size=2)
+            source = cv2.warpAffine(source, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1],
+                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        fakes.append(paste(image, source, mask))
+        masks.append(mask)
+    return np.stack(fakes), np.stack(masks)

@@ -118,7 +118,8 @@ class VideoCache(PeopleCache):
 
 
 def test_training_pairs_mix_cross_frame_fakes(video):
-    from detect.sbi_train import SBITrainConfig, load_people, training_pairs
+    from detect.sbi_data import load_people, training_pairs
+    from detect.sbi_train import SBITrainConfig
 
     people = load_people(VideoCache(video), ["p_train"])
     base = SBITrainConfig(test_people=("p_test",), val_people=("p_val",))

@@ -117,7 +117,8 @@ class TinyCache(PeopleCache):
 def test_sbi_training_writes_a_calibrated_run_that_scores(face, tmp_path):
     import pandas as pd
 
-    from detect.sbi_train import SBITrainConfig, load_people, train_sbi
+    from detect.sbi_data import load_people
+    from detect.sbi_train import SBITrainConfig, train_sbi
     from detect.score import load_run, score_files
     from PIL import Image
 
@@ -259,3 +260,23 @@ def test_check_a_file_gets_the_default_verdict_and_its_frames(sample_portrait):
     assert index == 0 and 0.0 <= score <= 1.0 and crop.shape == (128, 128, 3) and crop.dtype == np.uint8
     missing = score_with_default(sample_portrait.parent / "nope.jpg")
     assert missing["available"] and missing["row"]["status"] == "error"
+
+
+def test_self_blend_clip_one_draw_follows_the_face(face):
+    """One blend draw for the whole clip: identical frames give identical fakes (per-frame self_blend_batch
+    differs frame to frame), the mask moves with the landmarks, and flicker makes frames differ again."""
+    from detect.sbi import self_blend_batch, self_blend_clip
+
+    image, lm = face
+    frames, lms = np.stack([image] * 3), np.stack([lm] * 3)
+    fakes, masks = self_blend_clip(frames, lms, rng=3)
+    assert fakes.shape == frames.shape and masks.shape == frames.shape[:3]
+    assert masks[0].max() > 0.2 and np.array_equal(fakes[0], fakes[1]) and np.array_equal(masks[0], masks[2])
+    per_frame, _ = self_blend_batch(frames, lms, rng=3)
+    assert not np.array_equal(per_frame[0], per_frame[1])
+    shifted = np.stack([lm, lm + [6.0, 0.0], lm + [12.0, 0.0]]).astype(np.float32)
+    _, moved = self_blend_clip(frames, shifted, rng=3)
+    cx = [float((m * np.arange(m.shape[1])).sum() / m.sum()) for m in moved]   # mask centroid x per frame
+    assert cx[0] < cx[1] < cx[2] and 4.0 < cx[2] - cx[0] < 20.0
+    wobbly, _ = self_blend_clip(frames, lms, rng=3, flicker=0.3)
+    assert not np.array_equal(wobbly[0], wobbly[1])
