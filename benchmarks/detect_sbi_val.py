@@ -32,7 +32,7 @@ CACHE = REPO_ROOT / "out" / "cache128_all"
 
 
 def sbi_items(frames_per_video: int, draws: int = 2, val_people=None):
-    """Real val frames and their SBI twins as detect Items (meta: person)."""
+    """Real val frames and their SBI twins as detect Items (meta: person, the identity, as corpus items)."""
     from detect.data import Item
     from detect.detectors.base import even_indices
     from detect.sbi import self_blend_batch
@@ -42,12 +42,12 @@ def sbi_items(frames_per_video: int, draws: int = 2, val_people=None):
     people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
     rng = np.random.default_rng(1234)
     items = []
-    for name, frames, lm in zip(people.names, people.frames, people.landmarks):
+    for name, person, frames, lm in zip(people.names, people.persons, people.frames, people.landmarks):
         idx = even_indices(len(frames), frames_per_video)
-        items.append(Item(f"{name}/real", 0, frames[idx], lm[idx], {"person": name}))
+        items.append(Item(f"{name}/real", 0, frames[idx], lm[idx], {"person": person}))
         for d in range(draws):
             fake, _ = self_blend_batch(frames[idx], lm[idx], rng)
-            items.append(Item(f"{name}/sbi{d}", 1, fake, lm[idx], {"person": name}))
+            items.append(Item(f"{name}/sbi{d}", 1, fake, lm[idx], {"person": person}))
     return items
 
 
@@ -62,11 +62,11 @@ def cross_frame_items(frames_per_video: int, val_people=None):
     people = load_people(PreparedCache(CACHE), list(val_people or VAL_PEOPLE))
     rng = np.random.default_rng(4321)
     items = []
-    for name, frames, lm in zip(people.names, people.frames, people.landmarks):
+    for name, person, frames, lm in zip(people.names, people.persons, people.frames, people.landmarks):
         idx = even_indices(len(frames), frames_per_video)
         fake, _ = cross_blend_frames(frames, lm, idx, rng)
-        items += [Item(f"{name}/real", 0, frames[idx], lm[idx], {"person": name}),
-                  Item(f"{name}/xframe", 1, fake, lm[idx], {"person": name})]
+        items += [Item(f"{name}/real", 0, frames[idx], lm[idx], {"person": person}),
+                  Item(f"{name}/xframe", 1, fake, lm[idx], {"person": person})]
     return items
 
 

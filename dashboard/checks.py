@@ -96,7 +96,8 @@ def score_with_runs(runs: Iterable[RunInfo], path: str | Path, faces: str = "det
 
 def score_with_default(path: str | Path, faces: str = "detect", faces_cache: dict | None = None) -> dict:
     """The shipped default detector on one file: {available, row (the video row), frames: [(frame_index,
-    score, crop)] of the frames that drove the score}; ``available: False`` + reason when it cannot run.
+    score, crop)] of the frames that drove the score, reliability (its measured held-out figures, one
+    sentence, or None)}; ``available: False`` + reason when it cannot run.
     ``faces_cache``: as in :func:`score_with_runs`."""
     try:
         from detect.score import load_run, score_file
@@ -111,7 +112,10 @@ def score_with_default(path: str | Path, faces: str = "detect", faces_cache: dic
     except Exception as e:  # shown to the user, page stays up
         log.warning("default detector failed on %s: %r", path, e)
         return {"available": False, "reason": f"{type(e).__name__}: {e}"}
-    return {"available": True, "detector": lr.cfg.detector, "row": row, "frames": crops}
+    from detect.default import reliability
+
+    return {"available": True, "detector": lr.cfg.detector, "row": row, "frames": crops,
+            "reliability": reliability(lr.metrics)}
 
 
 def find_faces(path: str | Path, resolution: int = 128, max_frames: int = 16) -> dict:

@@ -27,6 +27,25 @@ def default_run() -> Path:
     return DEFAULT_RUN
 
 
+def reliability(metrics: dict) -> str | None:
+    """One sentence on how far a run's verdicts can be trusted, from its ``metrics["measured"]`` (held-out
+    figures written by the benchmarks; the shipped default carries them), or None when it has none."""
+    m = metrics.get("measured") or {}
+    parts = []
+    if "third_party" in m:
+        t = m["third_party"]
+        acc = f"; accuracy at its threshold {t['accuracy_at_threshold']:.0%}" if "accuracy_at_threshold" in t else ""
+        parts.append(f"video AUC {t['video_auc']:.2f} on {t['n_fake'] + t['n_real']} videos of {t['families']} "
+                     f"third-party generators and real clips{acc}")
+    if "corpus_test" in m:
+        c = m["corpus_test"]
+        parts.append(f"{c['c23']:.2f} (c23) / {c['c40']:.2f} (c40) on our own corpus's held-out people")
+    if not parts:
+        return None
+    sources = ", ".join(sorted({v["source"] for v in m.values() if isinstance(v, dict) and "source" in v}))
+    return f"measured: {'; '.join(parts)}. A screening signal, not proof ({sources})."
+
+
 def _copy_weights(src: Path, dst: Path) -> None:
     """One run folder's weights: ``model.pt`` halved to fp16, other model files copied."""
     import torch

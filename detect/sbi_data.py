@@ -9,7 +9,7 @@ and :func:`score_videos` are the fixed val set and its selection metrics. ``cfg`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class People:
     names: list[str]
     frames: list[np.ndarray]         # (N_i, S, S, 3) uint8
     landmarks: list[np.ndarray]      # (N_i, 68, 2) crop px
+    persons: list[str] = field(default_factory=list)   # the identity of each video
 
 
 def load_people(cache, people: list[str]) -> People:
@@ -43,6 +44,7 @@ def load_people(cache, people: list[str]) -> People:
                 out.names.append(vid)
                 out.frames.append(frames[ok])
                 out.landmarks.append(lm[ok].astype(np.float32))
+                out.persons.append(person)
     return out
 
 

@@ -173,8 +173,9 @@ def score_files(run: str | Path | LoadedRun | None, files: Iterable[str | Path],
     return (vdf, fdf) if return_frames else vdf
 
 
-def write_scores(out: str | Path, videos, frames, run: Path) -> dict[str, Path]:
-    """``out/{videos.csv, frames.csv, scores.json}``, atomically."""
+def write_scores(out: str | Path, videos, frames, run: Path, measured: dict | None = None) -> dict[str, Path]:
+    """``out/{videos.csv, frames.csv, scores.json}``, atomically; ``measured``: the run's held-out figures
+    (``metrics["measured"]``), kept in scores.json beside the scores they qualify."""
     from core.common import atomic_write, write_json_atomic
 
     out = Path(out)
@@ -183,6 +184,7 @@ def write_scores(out: str | Path, videos, frames, run: Path) -> dict[str, Path]:
         videos.to_csv(f, index=False)
     with atomic_write(paths["frames"], "w") as f:
         frames.to_csv(f, index=False)
-    write_json_atomic(paths["json"], {"run": str(run), "videos": json.loads(videos.to_json(orient="records")),
+    write_json_atomic(paths["json"], {"run": str(run), **({"measured": measured} if measured else {}),
+                                      "videos": json.loads(videos.to_json(orient="records")),
                                       "frames": json.loads(frames.to_json(orient="records"))})
     return paths

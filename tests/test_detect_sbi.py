@@ -165,9 +165,10 @@ def test_sbi_training_fits_a_feature_detector_once(face, tmp_path):
     assert m["params"] > 0 and np.isfinite(m["val"]["video_raw"]["auc"])
 
 
-def test_shipped_default_detector_scores_a_video_without_a_model(tmp_path, sample_video):
+def test_shipped_default_detector_scores_a_video_without_a_model(tmp_path, sample_video, capsys):
     """`faceforge detect score FILE` with no --model: the shipped weights (<= 30 MB, with a card),
-    a calibrated P(fake), a verdict and the frames that drove it."""
+    a calibrated P(fake), a verdict and the frames that drove it, and how far to trust it (the held-out
+    figures in its metrics.json, printed and kept in scores.json)."""
     import json
 
     from detect.default import DEFAULT_RUN, MAX_SHIPPED_MB, default_run
@@ -180,7 +181,12 @@ def test_shipped_default_detector_scores_a_video_without_a_model(tmp_path, sampl
     assert lr.path == DEFAULT_RUN and lr.metrics["calibration"]["method"] == "platt"
     out = tmp_path / "scores"
     assert main(["detect", "score", str(sample_video), "--max-frames", "6", "--out", str(out)]) == 0
-    row = json.loads((out / "scores.json").read_text())["videos"][0]
+    printed = capsys.readouterr().out
+    assert "measured: video AUC 0.65 on 29 videos of 8 third-party generators" in printed, printed
+    assert "0.79 (c23) / 0.63 (c40)" in printed and "not proof" in printed
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["measured"]["third_party"]["video_auc"] == pytest.approx(0.652)
+    row = scores["videos"][0]
     assert row["status"] == "ok" and 0.0 <= row["score"] <= 1.0 and row["label"] in ("real", "fake")
     assert len(row["top_frames"].split()) == 3
 
@@ -258,6 +264,7 @@ def test_check_a_file_gets_the_default_verdict_and_its_frames(sample_portrait):
     assert d["available"] and d["detector"] == "blend_cnn" and d["row"]["status"] == "ok"
     (index, score, crop), = d["frames"]
     assert index == 0 and 0.0 <= score <= 1.0 and crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    assert d["reliability"].startswith("measured: video AUC 0.65")                 # shown under the verdict
     missing = score_with_default(sample_portrait.parent / "nope.jpg")
     assert missing["available"] and missing["row"]["status"] == "error"
 

@@ -74,6 +74,8 @@ else:
                    f"{row['n_valid']} of {row['n_frames']} frames had a face. The frames that drove it:")
         st.image([c for _, _, c in default["frames"]],
                  caption=[f"frame {i} · frame score {s:.2f}" for i, s, _ in default["frames"]], width=160)
+        if default.get("reliability"):
+            st.caption(default["reliability"])
 
     st.subheader("Detector scores")
     if not cfg.runs:

@@ -31,14 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from detect.default import reliability
     from detect.score import load_run, score_files, write_scores
 
     lr = load_run(args.model)
     videos, frames = score_files(lr, args.files, faces=args.faces, max_frames=args.max_frames, every=args.every,
                                  backend=args.backend, return_frames=True)
     out = args.out or (Path(args.model) / "scores" if args.model else Path(DEFAULT_OUT))
-    paths = write_scores(out, videos, frames, lr.path)
+    trust = reliability(lr.metrics)
+    paths = write_scores(out, videos, frames, lr.path, measured=lr.metrics.get("measured"))
     print(f"detector: {lr.cfg.detector} ({'shipped default' if args.model is None else lr.path})")
+    if trust:
+        print(trust)
     for r in videos.itertuples():
         if r.status == "ok":
             detail = f"P(fake) {r.score:.3f} -> {r.label.upper()}; frames that drove it: {r.top_frames}"
