@@ -12,9 +12,10 @@ from the training and test people):
   against cross-frame blends (:mod:`detect.cross_blend`, partners from the same video).
 The ensemble (logistic stacking of member frame logits) is cross-fitted: one stacker over all the
 sets at once (as a shipped ensemble has one), fitted on half of the val people and scored on the
-other half, and vice versa. (Until 2026-12-01 each set had its own stacker, which flattered members
-that rank one set inverted: ``detect_val_bench128v2.json``'s ensemble rows were computed that way.) Baseline in the same run: each
-member alone. ``selection`` is the rule: the mean of the ``sbi`` and ``own_generator`` video AUCs.
+other half, and vice versa, the halves split by identity in every set. (Until 2026-12-01 each set had its
+own stacker, which flattered members that rank one set inverted; ``detect_val_bench128v2.json`` was re-run
+with one stacker: default + temporal 0.905 -> 0.602.) Baseline in the same run: each member alone. Every
+AUC is also given per video aggregate (mean, median, max, top 25 %: ``selection_by_aggregate``). ``selection`` is the rule: the mean of the ``sbi`` and ``own_generator`` video AUCs.
 Writes ``benchmarks/results/detect_sbi_val.json`` (or ``--out``).
 """
 
@@ -93,11 +94,14 @@ def frame_scores(det, items) -> list[np.ndarray]:
 
 
 def metrics_of(items, scores) -> dict:
-    from detect.metrics import auc
+    """Video AUC (mean of the frame scores, as shipped) and frame AUC; ``video_auc_by_aggregate``: the video
+    AUC under each of :data:`detect.metrics.AGGREGATES` (a diagnostic for choosing a run's ``aggregate``)."""
+    from detect.metrics import AGGREGATES, aggregate, auc
 
     y = [it.label for it in items]
     fy = np.concatenate([np.full(len(s), it.label) for it, s in zip(items, scores)])
     return {"video_auc": auc(y, [float(np.mean(s)) for s in scores]), "frame_auc": auc(fy, np.concatenate(scores)),
+            "video_auc_by_aggregate": {a: auc(y, [aggregate(s, a) for s in scores]) for a in AGGREGATES},
             "n_fake": int(sum(y)), "n_real": int(len(y) - sum(y))}
 
 
@@ -184,6 +188,9 @@ def main(argv=None) -> dict:
                         for name in out["sets"]["sbi"]}
     print("selection (mean of " + " and ".join(rule) + " video AUCs): "
           + ", ".join(f"{n} {v:.3f}" for n, v in out["selection"].items()))
+    out["selection_by_aggregate"] = {
+        name: {a: float(np.mean([out["sets"][k][name]["video_auc_by_aggregate"][a] for k in rule]))
+               for a in out["sets"]["sbi"][name]["video_auc_by_aggregate"]} for name in out["sets"]["sbi"]}
     write_json_atomic(args.out, out)
     return out
 
