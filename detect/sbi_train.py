@@ -45,6 +45,8 @@ class SBITrainConfig:
     weight_decay: float = 1e-4
     mask_weight: float = 0.5         # weight of the blend-mask loss (0: none, or no mask head)
     compress_p: float = 0.5          # P(JPEG quality 50-95 on a training pair, both frames alike)
+    degrade_p: float = 0.0           # P(a training pair downscaled and upscaled back, both frames alike) ...
+    degrade_range: tuple = (0.35, 0.9)   # ... by a factor drawn here (low-resolution / re-uploaded faces)
     eval_every: int = 250
     feature_pairs: int = 4000        # feature detectors: real frames (+ as many SBI twins) fitted once
     corpus: str | None = None        # a benchmark corpus: its items of train people join training (detect.corpus_mix)

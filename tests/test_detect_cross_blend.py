@@ -152,3 +152,28 @@ def test_trainer_starts_from_a_run_and_validates_on_cross_frame_fakes(video, tmp
     with pytest.raises(FaceforgeError, match="no trained model"):
         train_sbi(cache, tmp_path / "c", SBITrainConfig(steps=1, init_from=str(tmp_path / "none"), **base),
                   progress=False)
+
+
+def test_training_pairs_degrade_both_frames_of_a_pair_alike(video):
+    """degrade_p: a pair is resampled down and up by one factor, real and fake alike, so far from the blend
+    the two stay equal and the pair is softer than the original frames; degrade_p = 0 replays old batches."""
+    from detect.sbi import down_up
+    from detect.sbi_data import load_people, training_pairs
+    from detect.sbi_train import SBITrainConfig
+
+    people = load_people(VideoCache(video), ["p_train"])
+    base = SBITrainConfig(test_people=("p_test",), val_people=("p_val",), compress_p=0.0)
+    plain = training_pairs(people, 4, np.random.default_rng(2), base)
+    same = training_pairs(people, 4, np.random.default_rng(2), SBITrainConfig(**{**base.__dict__, "degrade_p": 0.0}))
+    assert all(np.array_equal(x, y) for x, y in zip(plain, same))
+    images, _, masks = training_pairs(people, 4, np.random.default_rng(2), SBITrainConfig(
+        **{**base.__dict__, "degrade_p": 1.0, "degrade_range": (0.5, 0.5)}))
+    real, fake = images[:4].astype(int), images[4:].astype(int)
+    far = masks[4:] == 0                                                        # (4, S, S) outside the blend
+    import cv2
+    far = np.stack([cv2.erode(f.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for f in far])
+    assert far.any() and np.abs(real - fake)[far].max() <= 1                    # the same resampling on both
+    sharp = np.abs(np.diff(plain[0][:4].astype(int), axis=2)).mean()
+    assert np.abs(np.diff(real, axis=2)).mean() < 0.8 * sharp                   # softer than the originals
+    once = down_up(plain[0][:1], 0.5)
+    assert once.shape == plain[0][:1].shape and once.dtype == np.uint8
