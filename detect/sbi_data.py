@@ -2,7 +2,7 @@
 
 People are split by identity (``TEST_PEOPLE`` never read by a trainer, ``VAL_PEOPLE`` for selection and
 calibration, the rest train; or a benchmark corpus's own split). :func:`training_pairs` draws real frames
-and their self-blended (or cross-frame blended) twins, flipped and compressed alike; :func:`validation_set`
+and their self-blended (or cross-frame blended) twins, flipped, resampled and compressed alike; :func:`validation_set`
 and :func:`score_videos` are the fixed val set and its selection metrics. ``cfg`` is a
 :class:`detect.sbi_train.SBITrainConfig`.
 """
@@ -21,7 +21,6 @@ TEST_PEOPLE = ("d12", "d18", "hdtf_wda_katiehill", "vox2_00086", "vox2_620900105
 # validation people: one or two per source family (HDTF, LivePortrait, DPE, MEAD/EAMM, GRID, LRS2, StyleTalk, Vox2)
 VAL_PEOPLE = ("d3", "dpe_s", "eamm_surprised", "grid_sbia1a", "hdtf_rd_radio34", "lrs2_00016",
               "styletalk_feifeili", "vox2_00098")
-
 
 
 @dataclass
