@@ -6,14 +6,23 @@ Per clip window of ``cfg.window`` frames (stride half a window):
   the stability of the face scale;
 - texture dynamics (from the pixels): frame-difference energy statistics, flicker of the fine
   (Laplacian) detail, inner-face vs border motion, and the high-frequency share of the temporal
-  spectrum.
+  spectrum;
+- spatial detail (``cfg.extra["spatial"]``, off by default so runs saved before it load unchanged): the
+  fine (Laplacian) detail of the inner face and of the border at a fixed size, their ratio, and how
+  much the inner detail varies over the window (a generator's faces are smoother than the camera's,
+  and the blend with the border shows).
 Features -> histogram gradient boosting (missing landmark features are NaN, which it handles).
+Training augmentation (``cfg.extra["augment_crf"]``, a list of H.264 CRFs; none by default): every
+uncompressed training item (``meta["compression"]`` "raw", or no compression recorded) is also
+re-encoded at each CRF and added, so the booster sees compression levels between and beyond the
+corpus's own (c23, c40).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from detect.data import Item
 from detect.detectors.base import FeatureDetector, resize_frames
 from detect.detectors.frequency import to_gray
 from detect.registry import register
@@ -26,7 +35,10 @@ TEXTURE_SIZE = 32            # frames are resized to this before texture statist
 INNER_FRACTION = 0.5         # central square (this share of the side) counted as "inner face"
 N_LANDMARK_FEATURES = len(REGIONS) * 5 + 2
 N_TEXTURE_FEATURES = 8
+SPATIAL_SIZE = 128           # frames are resized to this before spatial detail statistics
+N_SPATIAL_FEATURES = 4
 EPS = 1e-8
+AUGMENT_FPS = 25.0           # frame rate written when an item records none (rate control only)
 
 
 def window_starts(n: int, window: int) -> list[int]:
@@ -88,11 +100,53 @@ def texture_features(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def spatial_features(frames: np.ndarray) -> np.ndarray:
+    """``(W, S, S, 3) uint8`` -> ``(N_SPATIAL_FEATURES,)``: log inner and border detail (mean |Laplacian|
+    at ``SPATIAL_SIZE``), inner / border detail, and the inner detail's coefficient of variation over W."""
+    lap = np.abs(_laplacian(to_gray(resize_frames(frames, SPATIAL_SIZE))))   # (W, s, s)
+    s = lap.shape[1]
+    a, b = int(s * (1 - INNER_FRACTION) / 2), int(s * (1 + INNER_FRACTION) / 2)
+    inner = lap[:, a:b, a:b].mean(axis=(1, 2))                                # (W,)
+    border = (lap.sum(axis=(1, 2)) - lap[:, a:b, a:b].sum(axis=(1, 2))) / max(s * s - (b - a) ** 2, 1)
+    return np.array([np.log(inner.mean() + EPS), np.log(border.mean() + EPS),
+                     inner.mean() / (border.mean() + EPS), inner.std() / (inner.mean() + EPS)])
+
+
+def reencode(frames: np.ndarray, crf: int, fps: float = AUGMENT_FPS) -> np.ndarray:
+    """``(N, S, S, 3) uint8`` -> the same frames after an H.264 round trip at ``crf`` (deterministic)."""
+    import tempfile
+    from pathlib import Path
+
+    from core.media import read_frames, write_video
+
+    with tempfile.TemporaryDirectory() as d:
+        back = read_frames(write_video(Path(d) / "clip.mp4", frames, fps, crf=int(crf)))
+    return back[:, :frames.shape[1], :frames.shape[2]]                 # (N, S, S, 3), padding dropped
+
+
+def compression_augmented(items: list[Item], crfs) -> list[Item]:
+    """The uncompressed items of ``items`` re-encoded at each of ``crfs`` (labels and landmarks kept)."""
+    out = []
+    for crf in crfs:
+        for it in items:
+            if str(it.meta.get("compression", "raw")) != "raw":
+                continue
+            fps = float(it.meta.get("fps") or AUGMENT_FPS)
+            out.append(Item(f"{it.item_id}@crf{crf}", it.label, reencode(it.frames, crf, fps), it.landmarks,
+                            {**it.meta, "compression": f"crf{crf}"}))
+    return out
+
+
 @register("temporal")
 class TemporalBoosting(FeatureDetector):
-    """Landmark + texture dynamics over clip windows -> histogram gradient boosting."""
+    """Landmark + texture dynamics (+ spatial detail with ``extra.spatial``) over clip windows ->
+    histogram gradient boosting."""
 
     needs_landmarks = True
+
+    @property
+    def spatial(self) -> bool:
+        return bool(self.cfg.extra.get("spatial", False))
 
     def features(self, frames, landmarks=None):
         n, w = len(frames), self.cfg.window
@@ -103,8 +157,21 @@ class TemporalBoosting(FeatureDetector):
             sl = slice(s0, min(s0 + w, n))
             members[k, sl] = True
             lm = None if landmarks is None else landmarks[sl]
-            feats.append(np.concatenate([landmark_features(lm), texture_features(frames[sl])]))
+            parts = [landmark_features(lm), texture_features(frames[sl])]
+            if self.spatial:
+                parts.append(spatial_features(frames[sl]))
+            feats.append(np.concatenate(parts))
         return np.stack(feats), members                            # (K, D), (K, N)
+
+    def _dataset(self, items):
+        """Training rows; with ``extra.augment_crf`` also those of the re-encoded uncompressed items."""
+        x, y = super()._dataset(items)
+        crfs = self.cfg.extra.get("augment_crf") or ()
+        aug = compression_augmented(items, crfs) if crfs else []
+        if not aug:
+            return x, y
+        xa, ya = super()._dataset(aug)
+        return np.concatenate([x, xa]), np.concatenate([y, ya])
 
     def make_classifier(self, n_rows):
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -126,4 +193,4 @@ class TemporalTextureBoosting(TemporalBoosting):
 
     def features(self, frames, landmarks=None):
         feats, members = super().features(frames, None)
-        return feats[:, N_LANDMARK_FEATURES:], members             # (K, N_TEXTURE_FEATURES), (K, N)
+        return feats[:, N_LANDMARK_FEATURES:], members             # (K, N_TEXTURE_FEATURES [+ N_SPATIAL]), (K, N)
