@@ -33,7 +33,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--member", action="append", required=True, metavar="NAME=RUN")
     ap.add_argument("--out", required=True, help="ensemble run folder to write")
     ap.add_argument("--corpus", default=str(REPO_ROOT / "out" / "bench128v2"))
-    ap.add_argument("--frames", type=int, default=4, help="frames per validation video used for the fit")
+    ap.add_argument("--frames", type=int, default=4, help="frames per validation video used for the fit (corpus "
+                    "items have 12; use all of them for a temporal member, whose windows then match scoring's)")
     ap.add_argument("--corpus-only", action="store_true",
                     help="fit on our generators' val fakes only (an in-distribution model, not a default candidate)")
     args = ap.parse_args(argv)
@@ -62,7 +63,9 @@ def main(argv=None) -> dict:
     metrics = {
         "detector": "ensemble", "done": True, "members": members, "stack": ens.stack,
         "source": "members trained elsewhere; stacker and calibration fitted on the corpus's val people "
-                  "(self-blended twins + our generators' fakes vs watermark-matched reals)",
+                  + ("(our generators' fakes vs watermark-matched reals)" if args.corpus_only else
+                     "(self-blended twins + our generators' fakes vs watermark-matched reals)"),
+        "fit_frames_per_video": args.frames,
         "threshold": {"frame": 0.5, "video": 0.5}, "calibration": cal, "crop_resolution": 128,
         "val": {"video": summary(y, apply_calibration(cal, s), 0.5), "video_raw": summary(y, s, 0.5),
                 "val_auc_video_sbi": auc(y[sbi], s[sbi]) if sbi.any() else None,
