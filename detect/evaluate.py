@@ -41,12 +41,17 @@ def breakdown(videos, column: str) -> dict[str, float]:
 
 
 def score_split(lr: LoadedRun, corpus: str | Path, split: str = "test", filters: Sequence[str] = (),
-                progress: bool = True, transform=None):
+                progress: bool = True, transform=None, wm_reals: bool = False):
     """Score the (filtered) split -> (frames_df, videos_df with manifest columns, load errors).
 
     ``transform`` optionally maps each item's frames ``(N,S,S,3) -> (N,S,S,3)`` before scoring
-    (robustness studies)."""
+    (robustness studies). ``wm_reals``: the reals read as their watermarked twins
+    (:func:`detect.wm_reals.swap_reals`; every corpus fake carries our watermark)."""
     df = load_manifest(corpus)
+    if wm_reals:
+        from detect.wm_reals import swap_reals
+
+        df = swap_reals(corpus, df)
     rows = apply_filters(split_rows(df, split), parse_filters(filters), keep_real=True)
     if rows.empty:
         raise FaceforgeError(f"no {split} items in {corpus} after filters {list(filters) or '(none)'}")
@@ -61,15 +66,15 @@ def score_split(lr: LoadedRun, corpus: str | Path, split: str = "test", filters:
 
 
 def evaluate(run: str | Path | LoadedRun, corpus: str | Path, split: str = "test", filters: Sequence[str] = (),
-             name: str | None = None, progress: bool = True) -> dict:
+             name: str | None = None, progress: bool = True, wm_reals: bool = False) -> dict:
     lr = run if isinstance(run, LoadedRun) else load_run(run)
     name = safe_name(name) if name else eval_name(split, filters)
     out = lr.path / "eval" / name
-    frames, videos, errors = score_split(lr, corpus, split, filters, progress)
+    frames, videos, errors = score_split(lr, corpus, split, filters, progress, wm_reals=wm_reals)
     thr = lr.threshold
     metrics = {
         "run": str(lr.path), "detector": lr.cfg.detector, "corpus": str(Path(corpus).resolve()),
-        "split": split, "filters": list(filters), "aggregate": lr.cfg.aggregate,
+        "split": split, "filters": list(filters), "aggregate": lr.cfg.aggregate, "wm_reals": wm_reals,
         "frame": summary(frames["label"], frames["score"], thr.get("frame", 0.5)),
         "video": summary(videos["label"], videos["score"], thr.get("video", 0.5)),
         "by": {c: breakdown(videos, c) for c in BREAKDOWN_COLUMNS if c in videos.columns},

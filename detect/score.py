@@ -48,8 +48,9 @@ class LoadedRun:
     metrics: dict
 
 
-def load_run(run: str | Path | None = None) -> LoadedRun:
-    """A finished detector run; ``None``: the shipped default detector."""
+def load_run(run: str | Path | None = None, threads: int | None = None) -> LoadedRun:
+    """A finished detector run; ``None``: the shipped default detector. ``threads``: torch CPU threads for
+    scoring, whatever the run (or an ensemble's members) was trained with (torch's setting is per process)."""
     if run is None:
         from detect.default import default_run
 
@@ -63,6 +64,12 @@ def load_run(run: str | Path | None = None) -> LoadedRun:
     if not metrics.get("done"):
         raise FaceforgeError(f"{run} has not finished training (re-run `faceforge detect train` to resume)")
     det = get_detector_class(cfg.detector)(cfg).load(run)
+    if threads is not None:
+        if threads < 1:
+            raise FaceforgeError(f"threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(int(threads))
     return LoadedRun(run, cfg, det, metrics.get("threshold", {"frame": 0.5, "video": 0.5}),
                      int(metrics.get("crop_resolution", DEFAULT_CROP)), metrics)
 

@@ -97,3 +97,35 @@ def test_studies_train_and_test_on_marked_reals_and_cache_scores(corpus, tmp_pat
     assert bench.score(lr, "c23") == first                                  # every video read from the cache
     with pytest.raises(AssertionError, match="not cached"):                  # the plain reals are other files
         bench.score(lr, "c23", plain=True)
+
+
+def test_detect_train_and_eval_read_the_marked_reals_from_the_cli(corpus, tmp_path, capsys):
+    """`faceforge detect train|eval --wm-reals`: the reals are read as their watermarked twins (the metrics
+    say so), and a corpus without twins fails in one line before any training."""
+    import json
+    import shutil
+
+    from detect.wm_reals import build
+    from forge.cli import main
+
+    bare = tmp_path / "bare"
+    shutil.copytree(corpus, bare, ignore=shutil.ignore_patterns("controls"))
+    assert main(["detect", "train", "--corpus", str(bare), "--detector", "frequency", "--out", str(tmp_path / "x"),
+                 "--wm-reals"]) != 0
+    err = capsys.readouterr().err
+    assert "watermarked real control(s) missing" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()                                    # nothing written
+    build(corpus, progress=False)
+    run = tmp_path / "run"
+    assert main(["detect", "train", "--corpus", str(corpus), "--detector", "frequency", "--out", str(run),
+                 "--wm-reals", "--set", "max_frames=4"]) == 0
+    import torch
+
+    torch.set_num_threads(2)
+    assert main(["detect", "eval", "--model", str(run), "--corpus", str(corpus), "--split", "test", "--wm-reals",
+                 "--name", "marked", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1                                     # --threads overrides the run's
+    m = json.loads((run / "eval" / "marked" / "metrics.json").read_text())
+    assert m["wm_reals"] is True and m["video"]["n"] > 0
+    assert main(["detect", "eval", "--model", str(run), "--corpus", str(corpus), "--threads", "0"]) != 0
+    assert "threads must be >= 1" in capsys.readouterr().err

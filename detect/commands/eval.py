@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--corpus", help="corpus folder (holds manifest.parquet)")
     where.add_argument("--folder", help="labelled folder holding MANIFEST.csv (file,label,generator), read in place")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="corpus split")
+    parser.add_argument("--wm-reals", action="store_true",
+                        help="corpus: read its reals as their watermarked twins (python -m detect.wm_reals CORPUS "
+                             "writes them); every corpus fake carries our watermark, so this removes that cue")
     parser.add_argument("--filter", action="append", default=[], metavar="COL=V[,V]",
                         help="corpus: evaluate on matching items only (reals pass fake-only filters); repeatable")
     parser.add_argument("--name", help="eval folder name (default from split + filters, or the folder's name)")
@@ -32,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", choices=["detect", "none"], default="detect",
                         help="folder: detect and crop faces (default) or score inputs as face crops")
     parser.add_argument("--max-frames", type=int, default=64, help="folder: frames read per clip")
+    parser.add_argument("--threads", type=int, help="torch CPU threads for scoring (default: the run's own setting)")
+
+
+def _model(args):
+    """The run to score: its path (or None, the default), loaded here when --threads overrides its setting."""
+    from detect.score import load_run
+
+    return load_run(args.model, threads=args.threads) if args.threads is not None else args.model
 
 
 def _run_folder(args) -> int:
@@ -45,7 +56,7 @@ def _run_folder(args) -> int:
     if args.bootstrap < 0 or args.max_frames < 1:
         raise FaceforgeError("--bootstrap must be >= 0 and --max-frames >= 1")
     cfg = FolderEvalConfig(n_boot=args.bootstrap, seed=args.seed, faces=args.faces, max_frames=args.max_frames)
-    m = evaluate_folder(args.model, args.folder, cfg, out=args.out, name=args.name)
+    m = evaluate_folder(_model(args), args.folder, cfg, out=args.out, name=args.name)
     v, fam = m["video"], m["family_average_auc"]
     print(json.dumps({"out": m["out"], "video": {k: v[k] for k in ("auc", "auc_ci95", "ap", "eer", "n")},
                       "family_average_auc": fam,
@@ -62,7 +73,8 @@ def run(args) -> int:
         return _run_folder(args)
     from detect.evaluate import evaluate
 
-    m = evaluate(args.model, args.corpus, split=args.split, filters=args.filter, name=args.name)
+    m = evaluate(_model(args), args.corpus, split=args.split, filters=args.filter, name=args.name,
+                 wm_reals=args.wm_reals)
     keys = ("auc", "ap", "eer", "accuracy", "log_loss", "ece", "n")
     print(json.dumps({"out": m["out"], "video": {k: m["video"][k] for k in keys},
                       "frame": {k: m["frame"][k] for k in keys}, "skipped_items": len(m["skipped_items"])}, indent=2))

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=64, help="frames read per video")
     parser.add_argument("--every", type=int, default=1, help="use every k-th frame")
     parser.add_argument("--backend", default="auto", help="landmark backend: auto, dlib, face-alignment")
+    parser.add_argument("--threads", type=int, help="torch CPU threads for scoring (default: the run's own setting)")
 
 
 def run(args) -> int:
@@ -34,7 +35,7 @@ def run(args) -> int:
     from detect.default import reliability
     from detect.score import load_run, score_files, write_scores
 
-    lr = load_run(args.model)
+    lr = load_run(args.model, threads=args.threads)
     videos, frames = score_files(lr, args.files, faces=args.faces, max_frames=args.max_frames, every=args.every,
                                  backend=args.backend, return_frames=True)
     out = args.out or (Path(args.model) / "scores" if args.model else Path(DEFAULT_OUT))

@@ -6,6 +6,7 @@ to resume an interrupted run (CNNs continue from the last finished epoch).
 Examples:
   faceforge detect train --corpus out/sample_corpus --detector efficientnet_b0 --out out/det/effb0
   faceforge detect train --corpus C --detector frequency --out R --filter generator=fewshot --filter compression=c23
+  faceforge detect train --corpus C --detector temporal --out R --wm-reals --set extra.spatial=true
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", action="append", default=[], metavar="COL=V[,V]",
                         help="train only on items matching, e.g. generator=warp, mode=ft, T=8, compression=c23 "
                              "(real items pass filters on fake-only columns); repeatable")
+    parser.add_argument("--wm-reals", action="store_true",
+                        help="read the corpus's reals as their watermarked twins (python -m detect.wm_reals CORPUS "
+                             "writes them): every corpus fake carries our watermark, and a detector should not learn it")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--image-size", type=int, help="CNN input side in px (64-128 on CPU)")
     parser.add_argument("--batch-size", type=int)
@@ -50,7 +54,13 @@ def run(args) -> int:
     if args.filter:
         overrides["filters"] = list(args.filter)
     cfg = load_config(DetectConfig, args.config, overrides)
-    metrics = train(args.corpus, args.out, cfg)
+    manifest = None
+    if args.wm_reals:
+        from detect.data import load_manifest
+        from detect.wm_reals import swap_reals
+
+        manifest = swap_reals(args.corpus, load_manifest(args.corpus))
+    metrics = train(args.corpus, args.out, cfg, manifest=manifest)
     val = metrics["val"]
     print(json.dumps({"run": args.out, "detector": cfg.detector, "val_video_auc": val["video"]["auc"],
                       "val_frame_auc": val["frame"]["auc"], "threshold": metrics["threshold"],
