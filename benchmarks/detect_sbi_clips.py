@@ -30,16 +30,10 @@ TRAIN_CRFS = (18, 23, 28, 33)
 VAL_CRF = 23
 
 
-def _codec(frames: np.ndarray, crf: int, tmp: Path) -> np.ndarray:
-    from core.media import read_video, write_video
-
-    path = write_video(tmp / "clip.mp4", frames, fps=25, crf=int(crf))
-    return np.stack([f.image for f in read_video(path)])
-
-
-def clip_items(people, windows: int, rng: np.random.Generator, flicker: float, train: bool, tmp: Path) -> list:
+def clip_items(people, windows: int, rng: np.random.Generator, flicker: float, train: bool) -> list:
     """Real windows and their self-blended clips (+ per-frame self-blends for val) as detect Items."""
     from detect.data import Item
+    from detect.detectors.temporal import reencode
     from detect.sbi import self_blend_batch, self_blend_clip
 
     items = []
@@ -53,8 +47,8 @@ def clip_items(people, windows: int, rng: np.random.Generator, flicker: float, t
             fakes = {"sbiclip": self_blend_clip(f, l, rng, flicker=wobble)[0]}
             if not train:
                 fakes["sbiframe"] = self_blend_batch(f, l, rng)[0]
-            items.append(Item(f"{name}/{k}/real", 0, _codec(f, crf, tmp), l, {"person": name}))
-            items += [Item(f"{name}/{k}/{kind}", 1, _codec(x, crf, tmp), l, {"person": name})
+            items.append(Item(f"{name}/{k}/real", 0, reencode(f, crf), l, {"person": name}))
+            items += [Item(f"{name}/{k}/{kind}", 1, reencode(x, crf), l, {"person": name})
                       for kind, x in fakes.items()]
     return items
 
@@ -103,12 +97,12 @@ def main(argv=None) -> dict:
            "window": WINDOW, "baseline": {}, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        val = clip_items(val_p, VAL_WINDOWS, np.random.default_rng(1), 0.0, False, tmp)
+        val = clip_items(val_p, VAL_WINDOWS, np.random.default_rng(1), 0.0, False)
         out["n_val"] = {"sbi": len(val), "own_generators": len(corpus_val)}
         if Path(args.baseline, "config.yaml").is_file():
             out["baseline"] = {"run": rel(args.baseline), **_aucs(load_run(args.baseline).detector, val, corpus_val)}
         for flicker in args.flicker:
-            train = clip_items(train_p, TRAIN_WINDOWS, np.random.default_rng(0), flicker, True, tmp)
+            train = clip_items(train_p, TRAIN_WINDOWS, np.random.default_rng(0), flicker, True)
             cfg = DetectConfig(detector="temporal", image_size=128, window=8, max_frames=WINDOW, threads=1)
             det = get_detector_class("temporal")(cfg)
             det.fit(train, val[:3], tmp / f"run{flicker}")
