@@ -55,7 +55,7 @@ def frame_scores(run: str, items, cache: Path) -> np.ndarray:
     from core.common import safe_name
     from detect.score import load_run
 
-    lr = load_run(run)
+    lr = load_run(run, threads=1)                                 # torch pinned to 1 thread (shared CPU)
     m = Path(lr.path) / "metrics.json"
     stamp = f"{m.stat().st_mtime_ns}" if m.is_file() else "?"
     path = cache / f"{safe_name(str(Path(run).resolve()).replace('/', '__'), max_len=150)}.npz"
@@ -139,7 +139,7 @@ def main(argv=None) -> dict:
         from detect.metrics import aggregate
         from detect.score import load_run
 
-        lr = load_run(args.ensemble)
+        lr = load_run(args.ensemble, threads=1)
         s = np.array([aggregate(lr.detector.score_clip(it.frames, it.landmarks), lr.cfg.aggregate) for it in items])
         out["ensemble"] = str(Path(args.ensemble))
         out["val"]["ensemble_in_sample"] = cells_by_compression(y, s, comp, people)
@@ -163,7 +163,7 @@ def test_cells(corpus: Path, run: str) -> dict:
     from detect.score import load_run
     from forge.talker import DEFAULT_CHECKPOINT
 
-    lr = load_run(run)
+    lr = load_run(run, threads=1)                                 # torch pinned to 1 thread (shared CPU)
     bench = Bench(corpus, None, print, wm_reals=True)
     bench.df, left_out = shipped_rows(bench.df, sha256_file(DEFAULT_CHECKPOINT))
     out = {"gan_rows_of_other_checkpoints_left_out": left_out}

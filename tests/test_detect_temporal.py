@@ -149,3 +149,49 @@ def test_augment_crf_adds_training_rows_only(monkeypatch, tmp_path):
     np.testing.assert_array_equal(x1[len(x0) + 1], f[0])
     np.testing.assert_array_equal(aug.features(items[0].frames, items[0].landmarks)[0],
                                   plain.features(items[0].frames, items[0].landmarks)[0])
+
+
+def test_scale_augmented_resamples_raw_items_of_both_classes():
+    from detect.data import Item
+    from detect.detectors.temporal import rescale, scale_augmented
+
+    fr = np.stack([_checker(S)] * 4)
+    lm = np.random.default_rng(6).random((4, 68, 2)).astype(np.float32)
+    items = [Item("a", 1, fr, lm, {"compression": "raw"}), Item("b", 0, fr, None, {"compression": "c40"}),
+             Item("c", 0, fr, lm, {})]
+    aug = scale_augmented(items, [0.5])
+    assert [it.item_id for it in aug] == ["a@x0.5", "c@x0.5"] and [it.label for it in aug] == [1, 0]
+    assert aug[0].frames.shape == fr.shape and aug[0].frames.dtype == np.uint8 and aug[0].landmarks is lm
+    assert aug[0].meta["compression"] == "raw" and aug[0].meta["augment_scale"] == 0.5
+    lap = [spatial_features(f)[0] for f in (fr, rescale(fr, 0.7), rescale(fr, 0.5))]
+    assert lap[0] > lap[1] > lap[2]                                       # smaller factor, less fine detail
+    with pytest.raises(ValueError):
+        scale_augmented(items, [1.5])
+
+
+def test_augment_scale_adds_rows_and_feeds_crf(monkeypatch):
+    """``extra.augment_scale`` adds the resampled raw items (both classes); with ``augment_crf`` they are
+    re-encoded too; features (scoring) are unchanged."""
+    from detect.data import Item
+    from detect.detectors import temporal
+
+    monkeypatch.setattr(temporal, "reencode", lambda frames, crf, fps=25.0: frames // 2)   # no codec needed
+    rng = np.random.default_rng(7)
+    items = [Item(f"v{i}", i % 2, rng.integers(0, 255, (8, S, S, 3), dtype=np.uint8), rng.random((8, 68, 2)) * 40 + 12,
+                  {"compression": "raw" if i < 4 else "c23"}) for i in range(8)]
+    plain = TemporalBoosting(DetectConfig(detector="temporal", window=8, extra={"spatial": True}))
+    sc = TemporalBoosting(DetectConfig(detector="temporal", window=8, extra={"spatial": True, "augment_scale": [0.5, 0.7]}))
+    both = TemporalBoosting(DetectConfig(detector="temporal", window=8,
+                                         extra={"spatial": True, "augment_scale": [0.5], "augment_crf": [35]}))
+    x0, y0 = plain._dataset(items)
+    x1, y1 = sc._dataset(items)
+    assert len(x1) == len(x0) + 8 and list(y1[len(y0):]) == [0, 1, 0, 1] * 2
+    np.testing.assert_array_equal(x1[:len(x0)], x0)
+    f, _ = plain.features(temporal.rescale(items[1].frames, 0.5), items[1].landmarks)
+    np.testing.assert_array_equal(x1[len(x0) + 1], f[0])
+    x2, _ = both._dataset(items)
+    assert len(x2) == len(x0) + 4 + 8                                     # 4 resampled, then 4 raw + 4 resampled re-encoded
+    f, _ = plain.features(temporal.rescale(items[1].frames, 0.5) // 2, items[1].landmarks)
+    np.testing.assert_array_equal(x2[-3], f[0])
+    np.testing.assert_array_equal(sc.features(items[0].frames, items[0].landmarks)[0],
+                                  plain.features(items[0].frames, items[0].landmarks)[0])

@@ -15,7 +15,10 @@ Features -> histogram gradient boosting (missing landmark features are NaN, whic
 Training augmentation (``cfg.extra["augment_crf"]``, a list of H.264 CRFs; none by default): every
 uncompressed training item (``meta["compression"]`` "raw", or no compression recorded) is also
 re-encoded at each CRF and added, so the booster sees compression levels between and beyond the
-corpus's own (c23, c40).
+corpus's own (c23, c40). With ``cfg.extra["augment_scale"]`` (a list of factors in (0, 1); none by
+default) every uncompressed training item of either class is also resampled down by each factor and back
+up to its own size (area down, bilinear up) and added as another uncompressed item, before the CRF
+augmentation (which re-encodes these too), so soft, low-resolution footage is seen as real as often as fake.
 """
 
 from __future__ import annotations
@@ -137,6 +140,31 @@ def compression_augmented(items: list[Item], crfs) -> list[Item]:
     return out
 
 
+def rescale(frames: np.ndarray, factor: float) -> np.ndarray:
+    """``(N, H, W, 3) uint8`` -> the same size after resampling down by ``factor`` and back up (loses detail)."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    sh, sw = max(1, round(h * float(factor))), max(1, round(w * float(factor)))
+    return np.stack([cv2.resize(cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA), (w, h),
+                                interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def scale_augmented(items: list[Item], factors) -> list[Item]:
+    """The uncompressed items of ``items`` resampled down by each of ``factors`` and back up (labels and
+    landmarks kept; still uncompressed, so a CRF augmentation after this re-encodes them too)."""
+    out = []
+    for fac in factors:
+        if not 0 < float(fac) < 1:
+            raise ValueError(f"augment_scale factors must be in (0, 1), got {fac}")
+        for it in items:
+            if str(it.meta.get("compression", "raw")) != "raw":
+                continue
+            out.append(Item(f"{it.item_id}@x{fac}", it.label, rescale(it.frames, fac), it.landmarks,
+                            {**it.meta, "augment_scale": float(fac)}))
+    return out
+
+
 @register("temporal")
 class TemporalBoosting(FeatureDetector):
     """Landmark + texture dynamics (+ spatial detail with ``extra.spatial``) over clip windows ->
@@ -164,10 +192,16 @@ class TemporalBoosting(FeatureDetector):
         return np.stack(feats), members                            # (K, D), (K, N)
 
     def _dataset(self, items):
-        """Training rows; with ``extra.augment_crf`` also those of the re-encoded uncompressed items."""
+        """Training rows; with ``extra.augment_scale`` also those of the resampled uncompressed items, and
+        with ``extra.augment_crf`` those of the re-encoded uncompressed items (resampled ones included)."""
+        factors = self.cfg.extra.get("augment_scale") or ()
+        scaled = scale_augmented(items, factors) if factors else []
         x, y = super()._dataset(items)
+        if scaled:
+            xs, ys = super()._dataset(scaled)
+            x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
         crfs = self.cfg.extra.get("augment_crf") or ()
-        aug = compression_augmented(items, crfs) if crfs else []
+        aug = compression_augmented(list(items) + scaled, crfs) if crfs else []
         if not aug:
             return x, y
         xa, ya = super()._dataset(aug)
