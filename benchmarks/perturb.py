@@ -14,23 +14,19 @@ NOISE_SEED = 0
 def perturb(kind: str, level):
     import cv2
 
+    from detect.detectors.base import down_up
+    from detect.sbi import jpeg as sbi_jpeg
+
     if kind not in KINDS:
         raise ValueError(f"unknown perturbation {kind!r}; choose from {', '.join(KINDS)}")
     if level is None or (kind == "downscale" and level == 1.0) or (kind in ("blur_sigma", "noise_sigma") and level == 0):
         return None
 
     def jpeg(frames):
-        out = []
-        for f in frames:
-            ok, buf = cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(level)])
-            out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
-        return np.stack(out)
+        return sbi_jpeg(frames, int(level))
 
     def downscale(frames):
-        s = frames.shape[1]
-        small = max(4, int(round(s * level)))
-        return np.stack([cv2.resize(cv2.resize(f, (small, small), interpolation=cv2.INTER_AREA), (s, s),
-                                    interpolation=cv2.INTER_LINEAR) for f in frames])
+        return down_up(frames, level, min_side=4)
 
     def blur(frames):
         return np.stack([cv2.GaussianBlur(f, (0, 0), sigmaX=float(level)) for f in frames])

@@ -133,17 +133,6 @@ def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out))
 
 
-def down_up(images: np.ndarray, factor: float) -> np.ndarray:
-    """``(B, S, S, 3) uint8`` downscaled by ``factor`` (area) and back (bilinear): the softness of a face
-    filmed small or re-uploaded at a lower resolution."""
-    import cv2
-
-    h, w = images.shape[1:3]
-    small = (max(8, int(round(w * factor))), max(8, int(round(h * factor))))
-    return np.ascontiguousarray(np.stack([cv2.resize(cv2.resize(im, small, interpolation=cv2.INTER_AREA), (w, h),
-                                                     interpolation=cv2.INTER_LINEAR) for im in images]))
-
-
 def jitter_source(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
                   cfg: SBIConfig = SBIConfig()) -> np.ndarray:
     """A slightly altered copy of ``image`` (colour, sharpness, frequency, shift and scale) ``(H, W, 3)`` uint8."""

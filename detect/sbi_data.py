@@ -74,7 +74,8 @@ def training_pairs(people: People, n: int, rng: np.random.Generator, cfg,
     """``n`` real frames and their SBI twins -> images ``(2n, S, S, 3)``, labels ``(2n,)``, masks ``(2n, S, S)``
     (+ landmarks ``(2n, 68, 2)`` with ``with_landmarks``). Both frames of a pair are flipped alike, resampled
     down and up alike (``degrade_p``) and JPEG-compressed alike (``compress_p``), so only the blend differs."""
-    from detect.sbi import down_up, jpeg, self_blend_batch
+    from detect.detectors.base import down_up
+    from detect.sbi import jpeg, self_blend_batch
 
     sizes = np.array([len(f) for f in people.frames], np.float64)
     vids = rng.choice(len(sizes), size=n, p=sizes / sizes.sum())
@@ -90,7 +91,7 @@ def training_pairs(people: People, n: int, rng: np.random.Generator, cfg,
         fake, mask = self_blend_batch(real, lm, rng)
     if cfg.degrade_p > 0 and rng.random() < cfg.degrade_p:                   # (no draw at 0: older runs replay)
         f = float(rng.uniform(*cfg.degrade_range))
-        real, fake = down_up(real, f), down_up(fake, f)
+        real, fake = down_up(real, f, min_side=8), down_up(fake, f, min_side=8)
     if rng.random() < cfg.compress_p:
         q = int(rng.integers(50, 96))
         real, fake = jpeg(real, q), jpeg(fake, q)

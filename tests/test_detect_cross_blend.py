@@ -157,7 +157,7 @@ def test_trainer_starts_from_a_run_and_validates_on_cross_frame_fakes(video, tmp
 def test_training_pairs_degrade_both_frames_of_a_pair_alike(video):
     """degrade_p: a pair is resampled down and up by one factor, real and fake alike, so far from the blend
     the two stay equal and the pair is softer than the original frames; degrade_p = 0 replays old batches."""
-    from detect.sbi import down_up
+    from detect.detectors.base import down_up
     from detect.sbi_data import load_people, training_pairs
     from detect.sbi_train import SBITrainConfig
 
@@ -175,5 +175,5 @@ def test_training_pairs_degrade_both_frames_of_a_pair_alike(video):
     assert far.any() and np.abs(real - fake)[far].max() <= 1                    # the same resampling on both
     sharp = np.abs(np.diff(plain[0][:4].astype(int), axis=2)).mean()
     assert np.abs(np.diff(real, axis=2)).mean() < 0.8 * sharp                   # softer than the originals
-    once = down_up(plain[0][:1], 0.5)
+    once = down_up(plain[0][:1], 0.5, min_side=8)
     assert once.shape == plain[0][:1].shape and once.dtype == np.uint8

@@ -153,7 +153,8 @@ def test_augment_crf_adds_training_rows_only(monkeypatch, tmp_path):
 
 def test_scale_augmented_resamples_raw_items_of_both_classes():
     from detect.data import Item
-    from detect.detectors.temporal import rescale, scale_augmented
+    from detect.detectors.base import down_up
+    from detect.detectors.temporal import scale_augmented
 
     fr = np.stack([_checker(S)] * 4)
     lm = np.random.default_rng(6).random((4, 68, 2)).astype(np.float32)
@@ -163,7 +164,7 @@ def test_scale_augmented_resamples_raw_items_of_both_classes():
     assert [it.item_id for it in aug] == ["a@x0.5", "c@x0.5"] and [it.label for it in aug] == [1, 0]
     assert aug[0].frames.shape == fr.shape and aug[0].frames.dtype == np.uint8 and aug[0].landmarks is lm
     assert aug[0].meta["compression"] == "raw" and aug[0].meta["augment_scale"] == 0.5
-    lap = [spatial_features(f)[0] for f in (fr, rescale(fr, 0.7), rescale(fr, 0.5))]
+    lap = [spatial_features(f)[0] for f in (fr, down_up(fr, 0.7), down_up(fr, 0.5))]
     assert lap[0] > lap[1] > lap[2]                                       # smaller factor, less fine detail
     with pytest.raises(ValueError):
         scale_augmented(items, [1.5])
@@ -174,6 +175,7 @@ def test_augment_scale_adds_rows_and_feeds_crf(monkeypatch):
     re-encoded too; features (scoring) are unchanged."""
     from detect.data import Item
     from detect.detectors import temporal
+    from detect.detectors.base import down_up
 
     monkeypatch.setattr(temporal, "reencode", lambda frames, crf, fps=25.0: frames // 2)   # no codec needed
     rng = np.random.default_rng(7)
@@ -187,11 +189,11 @@ def test_augment_scale_adds_rows_and_feeds_crf(monkeypatch):
     x1, y1 = sc._dataset(items)
     assert len(x1) == len(x0) + 8 and list(y1[len(y0):]) == [0, 1, 0, 1] * 2
     np.testing.assert_array_equal(x1[:len(x0)], x0)
-    f, _ = plain.features(temporal.rescale(items[1].frames, 0.5), items[1].landmarks)
+    f, _ = plain.features(down_up(items[1].frames, 0.5), items[1].landmarks)
     np.testing.assert_array_equal(x1[len(x0) + 1], f[0])
     x2, _ = both._dataset(items)
     assert len(x2) == len(x0) + 4 + 8                                     # 4 resampled, then 4 raw + 4 resampled re-encoded
-    f, _ = plain.features(temporal.rescale(items[1].frames, 0.5) // 2, items[1].landmarks)
+    f, _ = plain.features(down_up(items[1].frames, 0.5) // 2, items[1].landmarks)
     np.testing.assert_array_equal(x2[-3], f[0])
     np.testing.assert_array_equal(sc.features(items[0].frames, items[0].landmarks)[0],
                                   plain.features(items[0].frames, items[0].landmarks)[0])

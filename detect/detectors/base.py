@@ -97,6 +97,17 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in frames])
 
 
+def down_up(frames: np.ndarray, factor: float, min_side: int = 1) -> np.ndarray:
+    """``(N, H, W, 3) uint8`` downscaled by ``factor`` (area, each side at least ``min_side``) and back to its
+    size (bilinear): the detail a face filmed small or re-uploaded at a lower resolution has lost."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    small = (max(min_side, int(round(w * factor))), max(min_side, int(round(h * factor))))
+    return np.stack([cv2.resize(cv2.resize(f, small, interpolation=cv2.INTER_AREA), (w, h),
+                                interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
 def class_weights(labels: np.ndarray) -> np.ndarray:
     """Per-sample weights giving both classes equal total weight ``(N,)``."""
     labels = np.asarray(labels)

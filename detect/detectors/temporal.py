@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from detect.data import Item
-from detect.detectors.base import FeatureDetector, resize_frames
+from detect.detectors.base import FeatureDetector, down_up, resize_frames
 from detect.detectors.frequency import to_gray
 from detect.registry import register
 
@@ -140,16 +140,6 @@ def compression_augmented(items: list[Item], crfs) -> list[Item]:
     return out
 
 
-def rescale(frames: np.ndarray, factor: float) -> np.ndarray:
-    """``(N, H, W, 3) uint8`` -> the same size after resampling down by ``factor`` and back up (loses detail)."""
-    import cv2
-
-    h, w = frames.shape[1:3]
-    sh, sw = max(1, round(h * float(factor))), max(1, round(w * float(factor)))
-    return np.stack([cv2.resize(cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA), (w, h),
-                                interpolation=cv2.INTER_LINEAR) for f in frames])
-
-
 def scale_augmented(items: list[Item], factors) -> list[Item]:
     """The uncompressed items of ``items`` resampled down by each of ``factors`` and back up (labels and
     landmarks kept; still uncompressed, so a CRF augmentation after this re-encodes them too)."""
@@ -160,7 +150,7 @@ def scale_augmented(items: list[Item], factors) -> list[Item]:
         for it in items:
             if str(it.meta.get("compression", "raw")) != "raw":
                 continue
-            out.append(Item(f"{it.item_id}@x{fac}", it.label, rescale(it.frames, fac), it.landmarks,
+            out.append(Item(f"{it.item_id}@x{fac}", it.label, down_up(it.frames, fac), it.landmarks,
                             {**it.meta, "augment_scale": float(fac)}))
     return out
 
