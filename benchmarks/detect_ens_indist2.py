@@ -80,19 +80,12 @@ def member_config(run: str) -> dict:
     return dataclasses.asdict(load_config(DetectConfig, Path(run) / "config.yaml"))
 
 
-def crossfit_stack(z: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float) -> np.ndarray:
+def crossfit_stack(z: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float | None = None) -> np.ndarray:
     """Leave-one-group-out stacking: ``z (V, N, M)`` member frame logits, ``y (V,)`` -> ``(V,)`` video
     scores (mean stacked frame probability), each group's from a stacker fitted without it."""
-    from sklearn.linear_model import LogisticRegression
+    from detect.detectors.ensemble import STACK_C, cross_fitted
 
-    out = np.full(len(y), np.nan)
-    n, m = z.shape[1], z.shape[2]
-    for g in np.unique(groups):
-        fit, held = groups != g, groups == g
-        lr = LogisticRegression(C=c, max_iter=1000).fit(z[fit].reshape(-1, m), np.repeat(y[fit], n))
-        logit = z[held] @ lr.coef_[0] + lr.intercept_[0]                                   # (v, N)
-        out[held] = (1.0 / (1.0 + np.exp(-logit))).mean(1)
-    return out
+    return np.array([p.mean() for p in cross_fitted(list(z), y, groups, STACK_C if c is None else c)])
 
 
 def cells_by_compression(y, s, comp, people) -> dict:
@@ -103,7 +96,6 @@ def cells_by_compression(y, s, comp, people) -> dict:
 
 def main(argv=None) -> dict:
     from detect.calibrate import logit
-    from detect.detectors.ensemble import STACK_C
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--member", action="append", required=True, metavar="NAME=RUN")
@@ -132,7 +124,7 @@ def main(argv=None) -> dict:
         "note": args.note, "wm_reals": True, "targets": TARGETS,
         "val": {"people": sorted(set(people)), "n_people": int(len(set(people))),
                 "members": {n: cells_by_compression(y, s.mean(1), comp, people) for n, s in scores.items()},
-                "stack_crossfit": cells_by_compression(y, crossfit_stack(z, y, people, STACK_C), comp, people),
+                "stack_crossfit": cells_by_compression(y, crossfit_stack(z, y, people), comp, people),
                 "chance": cells_by_compression(y, np.random.default_rng(0).random(len(y)), comp, people)},
     }
     if args.ensemble:

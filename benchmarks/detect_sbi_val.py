@@ -107,26 +107,15 @@ def metrics_of(items, scores) -> dict:
 
 def cross_fitted_stack(items, member_scores: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
     """Ensemble frame scores, the stacker fitted on the other half of the people each time."""
-    from sklearn.linear_model import LogisticRegression
-
     from detect.calibrate import logit
-    from detect.detectors.ensemble import STACK_C
+    from detect.detectors.ensemble import cross_fitted
 
     people = sorted({it.meta["person"] for it in items})
     half = set(people[::2])
     fold = np.array([it.meta["person"] in half for it in items])
     names = list(member_scores)
     z = [np.stack([logit(member_scores[n][i]) for n in names], 1) for i in range(len(items))]   # (N_i, M)
-    out: list[np.ndarray | None] = [None] * len(items)
-    for test_fold in (True, False):
-        tr = [i for i in range(len(items)) if fold[i] != test_fold]
-        x = np.concatenate([z[i] for i in tr])
-        y = np.concatenate([np.full(len(z[i]), items[i].label) for i in tr])
-        lr = LogisticRegression(C=STACK_C, max_iter=1000).fit(x, y)     # the Ensemble detector's stacker
-        for i in range(len(items)):
-            if fold[i] == test_fold:
-                out[i] = lr.predict_proba(z[i])[:, 1]
-    return out
+    return cross_fitted(z, [it.label for it in items], fold)
 
 
 def main(argv=None) -> dict:

@@ -37,16 +37,35 @@ def member_logits(members: dict[str, Detector], frames: np.ndarray, landmarks) -
     return np.stack([logit(m.score_clip(frames, landmarks)) for m in members.values()], 1)
 
 
-def fit_stack(members: dict[str, Detector], val: list) -> dict:
-    """Stacker weights from validation items (objects with frames, landmarks, label)."""
+def _stacker(z: np.ndarray, y: np.ndarray, c: float = STACK_C):
+    """The stacking logistic regression fitted on ``z (F, M)`` member frame logits and ``y (F,)`` labels."""
     from sklearn.linear_model import LogisticRegression
 
+    return LogisticRegression(C=c, max_iter=1000).fit(z, y)
+
+
+def cross_fitted(logits: list[np.ndarray], labels, folds, c: float = STACK_C) -> list[np.ndarray]:
+    """Stacked frame P(fake) ``(N_i,)`` per item from member logits ``(N_i, M)``, each fold's items scored by
+    a stacker fitted on the frames of every other fold's items (validation without in-sample fitting)."""
+    labels, folds = np.asarray(labels), np.asarray(folds)
+    out: list[np.ndarray | None] = [None] * len(logits)
+    for f in np.unique(folds):
+        fit = np.flatnonzero(folds != f)
+        lr = _stacker(np.concatenate([logits[i] for i in fit]),
+                      np.concatenate([np.full(len(logits[i]), labels[i]) for i in fit]), c)
+        for i in np.flatnonzero(folds == f):
+            out[i] = lr.predict_proba(logits[i])[:, 1]
+    return out
+
+
+def fit_stack(members: dict[str, Detector], val: list) -> dict:
+    """Stacker weights from validation items (objects with frames, landmarks, label)."""
     names = list(members)
     y = np.concatenate([np.full(len(it.frames), it.label) for it in val]) if val else np.zeros(0)   # (F,)
     if len(np.unique(y)) < 2:        # no val, or one class: equal weights (members are not run)
         return {"members": names, "weights": [1.0 / len(names)] * len(names), "bias": 0.0, "fitted": False}
     z = np.concatenate([member_logits(members, it.frames, it.landmarks) for it in val])      # (F, M)
-    lr = LogisticRegression(C=STACK_C, max_iter=1000).fit(z, y)
+    lr = _stacker(z, y)
     return {"members": names, "weights": lr.coef_[0].tolist(), "bias": float(lr.intercept_[0]), "fitted": True}
 
 
