@@ -52,13 +52,12 @@ def val_items(corpus: Path):
 def frame_scores(run: str, items, cache: Path) -> np.ndarray:
     """``(V, N)`` P(fake) per frame of each item by the run at ``run``; cached per run (keyed by the run's
     metrics.json mtime, so a retrained run is scored again)."""
-    from core.common import safe_name
+    from benchmarks.detect_studies import run_key, run_stamp
     from detect.score import load_run
 
     lr = load_run(run, threads=1)                                 # torch pinned to 1 thread (shared CPU)
-    m = Path(lr.path) / "metrics.json"
-    stamp = f"{m.stat().st_mtime_ns}" if m.is_file() else "?"
-    path = cache / f"{safe_name(str(Path(run).resolve()).replace('/', '__'), max_len=150)}.npz"
+    stamp = run_stamp(lr)
+    path = cache / f"{run_key(lr)}.npz"
     ids = np.array([it.item_id for it in items])
     if path.is_file():
         z = np.load(path)

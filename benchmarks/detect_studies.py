@@ -154,7 +154,7 @@ class Bench:
 
         items = self.items(compression, plain)
         cache = _score_cache(lr, compression + (f"-{tag}" if tag else ""))
-        stamp = _run_stamp(lr)
+        stamp = run_stamp(lr)
         known = {}
         if cache.is_file():
             saved = json.loads(cache.read_text())
@@ -174,14 +174,14 @@ class Bench:
 
         from detect.folder import FolderEvalConfig, evaluate_folder
 
-        out = WORK / "external" / _run_key(lr)
+        out = WORK / "external" / run_key(lr)
         saved = out / "metrics.json"
         stamp = out / "run_stamp.txt"
-        if saved.is_file() and stamp.is_file() and stamp.read_text() == _run_stamp(lr):
+        if saved.is_file() and stamp.is_file() and stamp.read_text() == run_stamp(lr):
             return external_cells(json.loads(saved.read_text()))
         m = evaluate_folder(lr, self.external, FolderEvalConfig(n_boot=N_BOOT, max_frames=EXTERNAL_FRAMES),
                             out=out, progress=False, faces_cache=self.faces_cache)
-        stamp.write_text(_run_stamp(lr))
+        stamp.write_text(run_stamp(lr))
         return external_cells(m)
 
     def chance(self) -> dict:
@@ -195,13 +195,13 @@ def _rel(path) -> str:
     return str(p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p)
 
 
-def _run_key(lr) -> str:
+def run_key(lr) -> str:
     from core.common import safe_name
 
     return safe_name(_rel(lr.path).replace("/", "__"), max_len=150)
 
 
-def _run_stamp(lr) -> str:
+def run_stamp(lr) -> str:
     """Changes when the run folder's model is retrained (mtime of its metrics.json)."""
     m = Path(lr.path) / "metrics.json"
     return f"{m.stat().st_mtime_ns}" if m.is_file() else "?"
@@ -210,7 +210,7 @@ def _run_stamp(lr) -> str:
 def _score_cache(lr, tag: str) -> Path:
     from core.common import safe_name
 
-    return WORK / "scores" / _run_key(lr) / f"{safe_name(tag)}.json"
+    return WORK / "scores" / run_key(lr) / f"{safe_name(tag)}.json"
 
 
 def train_run(bench: Bench, name: str, detector: str, filters: list[str], plain: bool = False, **overrides):
