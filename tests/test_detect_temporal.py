@@ -174,10 +174,10 @@ def test_augment_scale_adds_rows_and_feeds_crf(monkeypatch):
     """``extra.augment_scale`` adds the resampled raw items (both classes); with ``augment_crf`` they are
     re-encoded too; features (scoring) are unchanged."""
     from detect.data import Item
-    from detect.detectors import temporal
+    from detect.detectors import base
     from detect.detectors.base import down_up
 
-    monkeypatch.setattr(temporal, "reencode", lambda frames, crf, fps=25.0: frames // 2)   # no codec needed
+    monkeypatch.setattr(base, "reencode", lambda frames, crf, fps=25.0: frames // 2)   # no codec needed
     rng = np.random.default_rng(7)
     items = [Item(f"v{i}", i % 2, rng.integers(0, 255, (8, S, S, 3), dtype=np.uint8), rng.random((8, 68, 2)) * 40 + 12,
                   {"compression": "raw" if i < 4 else "c23"}) for i in range(8)]

@@ -7,7 +7,7 @@ Two families share this interface: torch CNNs trained for epochs (``TorchFrameDe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from core.common import FaceforgeError, atomic_path, get_logger
 log = get_logger("detect.detectors")
 
 EpochCallback = Callable[[dict], None]  # gets one history row per epoch
+AUGMENT_FPS = 25.0           # frame rate written when an item records none (rate control only)
 
 
 class Detector:
@@ -106,6 +107,67 @@ def down_up(frames: np.ndarray, factor: float, min_side: int = 1) -> np.ndarray:
     small = (max(min_side, int(round(w * factor))), max(min_side, int(round(h * factor))))
     return np.stack([cv2.resize(cv2.resize(f, small, interpolation=cv2.INTER_AREA), (w, h),
                                 interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def reencode(frames: np.ndarray, crf: int, fps: float = AUGMENT_FPS) -> np.ndarray:
+    """``(N, S, S, 3) uint8`` -> the same frames after an H.264 round trip at ``crf`` (deterministic)."""
+    import tempfile
+
+    from core.media import read_frames, write_video
+
+    with tempfile.TemporaryDirectory() as d:
+        back = read_frames(write_video(Path(d) / "clip.mp4", frames, fps, crf=int(crf)))
+    return back[:, :frames.shape[1], :frames.shape[2]]                 # (N, S, S, 3), padding dropped
+
+
+def _uncompressed(items: Iterable[Item]) -> Iterator[Item]:
+    return (it for it in items if str(it.meta.get("compression", "raw")) == "raw")
+
+
+def reencoded_items(items: Iterable[Item], crf: int) -> Iterator[Item]:
+    """The uncompressed items of ``items`` re-encoded at ``crf``, one at a time (labels and landmarks kept)."""
+    for it in _uncompressed(items):
+        fps = float(it.meta.get("fps") or AUGMENT_FPS)
+        yield Item(f"{it.item_id}@crf{crf}", it.label, reencode(it.frames, crf, fps), it.landmarks,
+                   {**it.meta, "compression": f"crf{crf}"})
+
+
+def scaled_items(items: Iterable[Item], factor: float) -> Iterator[Item]:
+    """The uncompressed items of ``items`` resampled down by ``factor`` and back up, one at a time (labels
+    and landmarks kept; still uncompressed, so a CRF augmentation after this re-encodes them too)."""
+    if not 0 < float(factor) < 1:
+        raise ValueError(f"augment_scale factors must be in (0, 1), got {factor}")
+    for it in _uncompressed(items):
+        yield Item(f"{it.item_id}@x{factor}", it.label, down_up(it.frames, factor), it.landmarks,
+                   {**it.meta, "augment_scale": float(factor)})
+
+
+def compression_augmented(items: list[Item], crfs) -> list[Item]:
+    """The uncompressed items of ``items`` re-encoded at each of ``crfs``."""
+    return [x for crf in crfs for x in reencoded_items(items, crf)]
+
+
+def scale_augmented(items: list[Item], factors) -> list[Item]:
+    """The uncompressed items of ``items`` resampled down and up by each of ``factors``."""
+    return [x for fac in factors for x in scaled_items(items, fac)]
+
+
+def augmented_items(items: list[Item], extra: dict) -> Iterator[Item]:
+    """Training-only copies of the uncompressed items of ``items``, made lazily (a caller that keeps a few
+    frames of each never holds them all): with ``extra["augment_scale"]`` (factors in (0, 1)) each one
+    resampled down and up by every factor, real and fake alike; then with ``extra["augment_crf"]`` (H.264
+    CRFs) the uncompressed items and those resampled copies re-encoded at every CRF. Order: resampled (by
+    factor, then item), then per CRF the originals and the resampled copies."""
+    factors = tuple(extra.get("augment_scale") or ())
+    crfs = tuple(extra.get("augment_crf") or ())
+
+    def scaled() -> Iterator[Item]:
+        return (x for fac in factors for x in scaled_items(items, fac))
+
+    yield from scaled()
+    for crf in crfs:
+        yield from reencoded_items(items, crf)
+        yield from reencoded_items(scaled(), crf)
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:

@@ -3,19 +3,24 @@ forensic CNNs (a fixed high-pass residual front end, and an 8x8 block-DCT front 
 
 All share one training loop: AdamW + BCE, class balance by sampler or loss weight, horizontal flip,
 validation AUC every epoch, best checkpoint by validation AUC, early stopping, and ``RUN/last.pt``
-to resume from the last finished epoch.
+to resume from the last finished epoch. Optional training augmentation, as the temporal detector's (off by
+default, so saved runs replay): ``extra.augment_scale`` (factors in (0, 1)) adds every uncompressed training
+item of either class resampled down and back up, and ``extra.augment_crf`` (H.264 CRFs) adds the
+uncompressed items and those resampled copies re-encoded at each CRF (``base.augmented_items``); each
+added item contributes ``frames_per_item`` frames like any other.
 """
 
 from __future__ import annotations
 
 import time
+from itertools import chain
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from detect.detectors.base import (Detector, check_two_classes, class_weights, even_indices, selection_key,
-                                   val_summary)
+from detect.detectors.base import (Detector, augmented_items, check_two_classes, class_weights, even_indices,
+                                   selection_key, val_summary)
 from detect.registry import register
 from core.common import FaceforgeError, atomic_path, get_logger
 
@@ -79,11 +84,16 @@ class TorchFrameDetector(Detector):
 
     # -- training
     def _training_frames(self, items) -> tuple[np.ndarray, np.ndarray]:
+        """``frames_per_item`` frames of every item, then of every augmented copy (``extra.augment_*``; made
+        one at a time; indexing copies the kept frames, so the rest are freed) -> ``(M, S, S, 3) uint8``,
+        labels ``(M,)``."""
         xs, ys = [], []
-        for it in items:
+        for it in chain(items, augmented_items(items, self.cfg.extra)):
             idx = even_indices(len(it.frames), self.cfg.frames_per_item)
             xs.append(it.frames[idx])
             ys.append(np.full(len(idx), it.label, dtype=np.float32))
+        if len(xs) > len(items):
+            log.info("%s: %d training items + %d augmented copies", self.name, len(items), len(xs) - len(items))
         return np.concatenate(xs), np.concatenate(ys)  # (M, S, S, 3), (M,)
 
     def fit(self, train, val, run_dir, on_epoch=None):

@@ -23,10 +23,14 @@ augmentation (which re-encodes these too), so soft, low-resolution footage is se
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
-from detect.data import Item
-from detect.detectors.base import FeatureDetector, down_up, resize_frames
+# AUGMENT_FPS, reencode and the two list helpers live in base (the CNNs augment the same way); they are
+# re-exported here for callers that import them from this module
+from detect.detectors.base import (AUGMENT_FPS, FeatureDetector, augmented_items, compression_augmented,  # noqa: F401
+                                   reencode, resize_frames, scale_augmented)
 from detect.detectors.frequency import to_gray
 from detect.registry import register
 
@@ -41,7 +45,6 @@ N_TEXTURE_FEATURES = 8
 SPATIAL_SIZE = 128           # frames are resized to this before spatial detail statistics
 N_SPATIAL_FEATURES = 4
 EPS = 1e-8
-AUGMENT_FPS = 25.0           # frame rate written when an item records none (rate control only)
 
 
 def window_starts(n: int, window: int) -> list[int]:
@@ -115,46 +118,6 @@ def spatial_features(frames: np.ndarray) -> np.ndarray:
                      inner.mean() / (border.mean() + EPS), inner.std() / (inner.mean() + EPS)])
 
 
-def reencode(frames: np.ndarray, crf: int, fps: float = AUGMENT_FPS) -> np.ndarray:
-    """``(N, S, S, 3) uint8`` -> the same frames after an H.264 round trip at ``crf`` (deterministic)."""
-    import tempfile
-    from pathlib import Path
-
-    from core.media import read_frames, write_video
-
-    with tempfile.TemporaryDirectory() as d:
-        back = read_frames(write_video(Path(d) / "clip.mp4", frames, fps, crf=int(crf)))
-    return back[:, :frames.shape[1], :frames.shape[2]]                 # (N, S, S, 3), padding dropped
-
-
-def compression_augmented(items: list[Item], crfs) -> list[Item]:
-    """The uncompressed items of ``items`` re-encoded at each of ``crfs`` (labels and landmarks kept)."""
-    out = []
-    for crf in crfs:
-        for it in items:
-            if str(it.meta.get("compression", "raw")) != "raw":
-                continue
-            fps = float(it.meta.get("fps") or AUGMENT_FPS)
-            out.append(Item(f"{it.item_id}@crf{crf}", it.label, reencode(it.frames, crf, fps), it.landmarks,
-                            {**it.meta, "compression": f"crf{crf}"}))
-    return out
-
-
-def scale_augmented(items: list[Item], factors) -> list[Item]:
-    """The uncompressed items of ``items`` resampled down by each of ``factors`` and back up (labels and
-    landmarks kept; still uncompressed, so a CRF augmentation after this re-encodes them too)."""
-    out = []
-    for fac in factors:
-        if not 0 < float(fac) < 1:
-            raise ValueError(f"augment_scale factors must be in (0, 1), got {fac}")
-        for it in items:
-            if str(it.meta.get("compression", "raw")) != "raw":
-                continue
-            out.append(Item(f"{it.item_id}@x{fac}", it.label, down_up(it.frames, fac), it.landmarks,
-                            {**it.meta, "augment_scale": float(fac)}))
-    return out
-
-
 @register("temporal")
 class TemporalBoosting(FeatureDetector):
     """Landmark + texture dynamics (+ spatial detail with ``extra.spatial``) over clip windows ->
@@ -184,18 +147,7 @@ class TemporalBoosting(FeatureDetector):
     def _dataset(self, items):
         """Training rows; with ``extra.augment_scale`` also those of the resampled uncompressed items, and
         with ``extra.augment_crf`` those of the re-encoded uncompressed items (resampled ones included)."""
-        factors = self.cfg.extra.get("augment_scale") or ()
-        scaled = scale_augmented(items, factors) if factors else []
-        x, y = super()._dataset(items)
-        if scaled:
-            xs, ys = super()._dataset(scaled)
-            x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
-        crfs = self.cfg.extra.get("augment_crf") or ()
-        aug = compression_augmented(list(items) + scaled, crfs) if crfs else []
-        if not aug:
-            return x, y
-        xa, ya = super()._dataset(aug)
-        return np.concatenate([x, xa]), np.concatenate([y, ya])
+        return super()._dataset(chain(items, augmented_items(items, self.cfg.extra)))
 
     def make_classifier(self, n_rows):
         from sklearn.ensemble import HistGradientBoostingClassifier
