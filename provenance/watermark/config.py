@@ -52,6 +52,12 @@ class WatermarkConfig:
     norm_sigma: float = 2.0               # ... then the local RMS normalisation (px; 0 = off; pattern.local_norm):
     norm_floor: float = 0.25              # local RMS floored at this x its median. 128 px crops 15 -> 39 of 39
                                           # reads, CRF 28 clips 4 -> 27 (with clip_mask_beta); old marks still read
+    front_end: str = "classical"          # what a read measures: "classical" (the high-pass above) or "learned"
+                                          # (+ the CNN of .frontend, phasors combined); set per read by decode
+    clip_front_end: str = "learned"       # reads of clips on the small tile: "learned" (when its weights are
+                                          # installed) or "classical"; CRF 28 clips 29 -> 32 of 39 (README)
+    front_end_mix: float = 1.0            # weight of the classical phasor in the learned read
+    front_end_weights: str = ""           # "" = provenance/watermark/weights/frontend128.pt
     scale_min: float = 0.35               # search range of (attack) resize factors
     scale_max: float = 2.2
     scale_step: float = 0.015             # coarse grid step (relative), on a central window
@@ -83,6 +89,17 @@ class WatermarkConfig:
             return (self.tile,)
         both = (self.small_tile, self.tile)
         return both if height * width < self.short_below ** 2 else both[::-1]
+
+    def front_end_for(self, tile: int, n_frames: int) -> str:
+        """The front end a read of ``n_frames`` frames at ``tile`` uses: ``clip_front_end`` for clips on
+        the small tile (what the learned one was trained on) when its weights are installed, else classical."""
+        if n_frames < 2 or tile != self.small_tile or self.clip_front_end == "classical":
+            return "classical"
+        if self.clip_front_end != "learned":
+            raise ValueError(f"clip_front_end must be 'learned' or 'classical', got {self.clip_front_end!r}")
+        from . import frontend
+
+        return "learned" if frontend.available(self.front_end_weights) else "classical"
 
     def at_tile(self, tile: int, height: int | None = None, width: int | None = None) -> "WatermarkConfig":
         """The configuration of the pattern with period ``tile``: ``self`` for ``tile``, and for

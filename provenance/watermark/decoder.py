@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.common import FaceforgeError
@@ -50,8 +52,11 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
         return r.payload is not None and n_hyp * p < cfg.alpha
 
     best, tests = None, 0                                        # best: (p, read, method, extras, tile)
+    front_ends = {}
     for tile in tiles:
-        found = _decode_tile(y, cfg.at_tile(tile, *y.shape), search, cand, conclusive)
+        front_ends[tile] = cfg.front_end_for(tile, len(arr))                # learned on small-tile clips
+        tcfg = replace(cfg.at_tile(tile, *y.shape), front_end=front_ends[tile])
+        found = _decode_tile(y, tcfg, search, cand, conclusive)
         if found is None:                                        # too small for this tile
             continue
         tests += found[-1]
@@ -66,6 +71,7 @@ def decode(frames, cfg: WatermarkConfig | None = None, search: bool = True,
     detected = conclusive(p_r, r)
     raw = r.raw or {}
     extras = {"method": method if detected else None, "tile": tile, "tiles_searched": list(tiles),
+              "front_end": front_ends[tile],
               "raw_payload": payload_text(raw.get(64), 64), "raw_short": payload_text(raw.get(32), 32), **extras}
     if r.payload is not None and not detected:
         extras["candidate_payload"] = payload_text(r.payload, r.code.payload_bits)

@@ -186,9 +186,20 @@ def local_norm(z: np.ndarray, sigma: float, floor: float) -> np.ndarray:
 
 
 def phases(y: np.ndarray, scale: float, cfg: WatermarkConfig, pat: Pattern) -> np.ndarray:
-    """Complex spectrum at the band bins of the folded, high-passed, resampled image: (B,)."""
-    z = local_norm(highpass(resample(y, scale), cfg.hp_sigma), cfg.norm_sigma, cfg.norm_floor)
-    return np.fft.fft2(fold(z, cfg.tile))[pat.bins_u, pat.bins_v]
+    """Complex spectrum at the band bins of the folded, high-passed, resampled image: (B,). With
+    ``cfg.front_end == "learned"`` the learned mark estimate's, combined with it (:mod:`.frontend`)."""
+    yr = resample(y, scale)
+    z = local_norm(highpass(yr, cfg.hp_sigma), cfg.norm_sigma, cfg.norm_floor)
+    spec = np.fft.fft2(fold(z, cfg.tile))[pat.bins_u, pat.bins_v]
+    if cfg.front_end == "learned":
+        from . import frontend
+
+        mark = frontend.estimate(yr, z, cfg.front_end_weights)                  # (H', W')
+        spec = frontend.combined(np.fft.fft2(fold(mark, cfg.tile))[pat.bins_u, pat.bins_v], spec,
+                                 cfg.front_end_mix)
+    elif cfg.front_end != "classical":
+        raise FaceforgeError(f"watermark front_end must be 'classical' or 'learned', got {cfg.front_end!r}")
+    return spec
 
 
 def sync_map(spectrum: np.ndarray, cfg: WatermarkConfig, pat: Pattern) -> np.ndarray:
