@@ -57,6 +57,8 @@ class BenchConfig:
     video_frames: int = 10          # clip length for the H.264 test
     video_crf: int = 28
     fp_every: int = 25              # false-positive scan: every n-th frame of every video
+    fp_clip_every: int = 50         # ... and of the clips (128 px): a window starting every n-th frame
+    fp_clip_span: int = 150         # ... among the first n frames of each video
     seed: int = 0
 
 
@@ -178,24 +180,48 @@ def fp_images(cfg, size: int | None = None) -> list[tuple[str, np.ndarray]]:
     return [(name, square(img, size)) for name, img in frames] if size else frames
 
 
+def fp_clips(cfg, size: int) -> list[tuple[str, np.ndarray]]:
+    """Unmarked clips for the false-positive scan of the clip read (the learned front end reads clips):
+    windows of ``video_frames`` frames every ``fp_clip_every`` frames of the 13 sample videos as ``size``
+    px squares, through the benchmark's attack (middle frame dropped, H.264 CRF ``video_crf``)."""
+    import tempfile
+
+    from core.media import read_video, write_video
+
+    clips = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in sorted(VIDEOS.glob("*.mp4")):
+            frames = [square(f.image, size) for f in read_video(v, max_frames=cfg.fp_clip_span)]
+            for t0 in range(0, len(frames) - cfg.video_frames + 1, cfg.fp_clip_every):
+                clip = np.stack(frames[t0:t0 + cfg.video_frames])
+                keep = np.ones(len(clip), bool)
+                keep[len(clip) // 2] = False
+                path = write_video(Path(tmp) / "c.mp4", clip[keep], fps=25, crf=cfg.video_crf)
+                clips.append((f"{v.stem}@{t0}", np.stack([f.image for f in read_video(path)])))
+    return clips
+
+
 def fp_store(cfg, n_store: int) -> list[int]:
     return [int(v) for v in np.random.default_rng(cfg.seed + 2).integers(0, 2 ** 63, size=n_store)]
 
 
-def false_positives(cfg, n_store: int, size: int | None = None) -> dict:
-    """Unmarked real frames (at their own size, or as ``size`` px centre squares), decoded blind and
-    with a store of ``n_store`` random payloads (none of them embedded anywhere) by the classical
-    decoder: every detection is a false positive (the learned decoder's scan: watermark_learned)."""
+def false_positives(cfg, n_store: int, size: int | None = None, clips: bool = False) -> dict:
+    """Unmarked real frames (at their own size, or as ``size`` px centre squares; with ``clips``,
+    unmarked ``size`` px clips after the clip attack, :func:`fp_clips`), decoded blind and with a store of
+    ``n_store`` random payloads (none of them embedded anywhere) by the classical decoder: every
+    detection is a false positive (the learned decoder's scan: watermark_learned)."""
     from tqdm import tqdm
 
     from provenance import watermark
 
-    frames = fp_images(cfg, size)
+    frames = fp_clips(cfg, size) if clips else fp_images(cfg, size)
     store = fp_store(cfg, n_store)
     wm_cfg = watermark.WatermarkConfig(read_learned=False)
-    out = {"n_images": len(frames), "sources": "every %d-th frame of the 13 sample videos + the sample "
-           "portraits, %s" % (cfg.fp_every, f"{size} px centre squares" if size else "native size"),
-           "alpha": watermark.WatermarkConfig().alpha}
+    sources = (f"{cfg.video_frames}-frame windows every {cfg.fp_clip_every} frames of the 13 sample videos, "
+               f"{size} px, middle frame dropped, H.264 CRF {cfg.video_crf}") if clips else \
+        "every %d-th frame of the 13 sample videos + the sample portraits, %s" % (
+            cfg.fp_every, f"{size} px centre squares" if size else "native size")
+    out = {"n_images": len(frames), "sources": sources, "alpha": watermark.WatermarkConfig().alpha}
     for key, cands in (("blind", None), ("store", store)):
         ps, confs, detected = [], [], []
         t0 = time.perf_counter()
@@ -263,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         images = images[:3]
     rows = image_table(cfg, methods, images, None, sizes)
     rows += video_table(cfg, methods, None, sizes) if not args.quick else []
-    fp, fp_small, fp_learned = None, {}, {}
+    fp, fp_small, fp_learned, fp_clip = None, {}, {}, {}
     if not args.no_fp:
         store = fp_store(cfg, args.store_size)
         fp_sizes = [s for s in cfg.small_sizes if s >= 128 and (sizes is None or s in sizes)]
@@ -271,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             if sizes is None or cfg.size in sizes:
                 fp = false_positives(cfg, args.store_size)
             fp_small = {s: false_positives(cfg, args.store_size, s) for s in fp_sizes}
+            fp_clip = {s: false_positives(cfg, args.store_size, s, clips=True) for s in fp_sizes if s == 128}
         if any(m.name.startswith("faceforge-learned") for m in methods):
             fp_learned = {"native": false_positives_learned(fp_images(cfg), store),
                           **{str(s): false_positives_learned(fp_images(cfg, s), store) for s in fp_sizes}}
@@ -280,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
            "n_images": len(images), "rows": rows, "false_positives": fp,
            "false_positives_small": {str(s): v for s, v in fp_small.items()},
            "false_positives_learned": fp_learned,
+           "false_positives_clips": {str(s): v for s, v in fp_clip.items()},
            "targets": {"psnr_db": ">= 40 at 256 and 128 px",
                        "exact after": list(ATTACKS)[1:8] + ["h264_crf28+10pct_drop"],
                        "128px_blind": ">= 12/13 after none, jpeg_q50, resize_0.5, brightness +-20 %; "

@@ -52,6 +52,7 @@ def merged(old: dict, new: dict, args) -> dict:
         out["false_positives"] = new["false_positives"]
     out["false_positives_small"] = {**old.get("false_positives_small", {}), **new["false_positives_small"]}
     out["false_positives_learned"] = {**old.get("false_positives_learned", {}), **new["false_positives_learned"]}
+    out["false_positives_clips"] = {**old.get("false_positives_clips", {}), **new.get("false_positives_clips", {})}
     refresh = {"date": time.strftime("%Y-%m-%d"), "runtime_s": new["runtime_s"], "rows": len(new["rows"]),
                "argv": " ".join(f"{k}={v}" for k, v in vars(args).items() if v not in (None, False, []))}
     out["partial_refreshes"] = old.get("partial_refreshes", []) + [refresh]
@@ -64,7 +65,8 @@ def report(out: dict, n_store: int) -> None:
               f"bits {r['bit_accuracy']:.3f} psnr {r.get('psnr_db', '')}")
     scans = ([("classical native", out["false_positives"])] if out.get("false_positives") else []) + \
         [(f"classical {s} px", f) for s, f in out.get("false_positives_small", {}).items()] + \
-        [(f"learned {s}", f) for s, f in out.get("false_positives_learned", {}).items()]
+        [(f"learned {s}", f) for s, f in out.get("false_positives_learned", {}).items()] + \
+        [(f"classical {s} px clips", f) for s, f in out.get("false_positives_clips", {}).items()]
     for name, f in scans:
         print(f"false positives ({name}): {f['n_detections']} of {f['n_images']}, min p {f['min_p_value']:.2e}; "
               f"with a store of {n_store:,}: {f['with_store']['n_detections']}, "

@@ -103,3 +103,11 @@ def test_training_resumes_and_its_split_holds_videos_out(tmp_path):
     assert (out / "stage_phase.pt").stat().st_mtime_ns == before
     exported = frontend_train._export(out / "stage_phase.pt", out)
     assert frontend.estimate(Y[0], R[0], str(exported)).shape == (128, 128)
+
+
+def test_benchmark_scans_unmarked_clips_after_the_clip_attack():
+    from benchmarks.watermark import BenchConfig, fp_clips
+
+    clips = fp_clips(replace(BenchConfig(), fp_clip_span=12, fp_clip_every=50), 128)
+    assert len(clips) == 13 and clips[0][0].endswith("@0")               # one window per sample video
+    assert all(c.shape == (9, 128, 128, 3) and c.dtype == np.uint8 for _, c in clips)
