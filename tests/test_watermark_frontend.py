@@ -111,3 +111,14 @@ def test_benchmark_scans_unmarked_clips_after_the_clip_attack():
     clips = fp_clips(replace(BenchConfig(), fp_clip_span=12, fp_clip_every=50), 128)
     assert len(clips) == 13 and clips[0][0].endswith("@0")               # one window per sample video
     assert all(c.shape == (9, 128, 128, 3) and c.dtype == np.uint8 for _, c in clips)
+
+
+def test_training_without_videos_fails_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "provenance.watermark.frontend_train", "--out", str(out),
+                        "--videos", str(tmp_path / "none")], capture_output=True, text=True)
+    assert p.returncode != 0 and p.stderr.strip().count("\n") == 0 and "usable .mp4 videos" in p.stderr
+    assert not out.exists()

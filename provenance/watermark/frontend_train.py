@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import REPO_ROOT, write_json_atomic
+from core.common import REPO_ROOT, FaceforgeError, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ def split_videos(cfg: FrontEndTrainConfig) -> tuple[list[Path], list[Path]]:
     """(training videos, held-out videos): the real videos minus the benchmark's, every ``hold_every``-th held out."""
     bench = {p.stem for p in Path(cfg.exclude).glob("*.mp4")}
     vids = sorted(p for p in Path(cfg.videos).glob("*.mp4") if p.stem not in bench)
+    if len(vids) < 2:
+        raise FaceforgeError(f"{cfg.videos}: {len(vids)} usable .mp4 videos (need 2 or more; ../shared/data/real_videos)")
     held = vids[::cfg.hold_every]
     return [v for v in vids if v not in held], held
 
@@ -76,8 +78,8 @@ def make_shards(cfg: FrontEndTrainConfig, out: Path) -> None:
     from . import WatermarkConfig, embed
     from .pattern import luma
 
-    bench = {p.stem for p in Path(cfg.exclude).glob("*.mp4")}
-    vids = sorted(p for p in Path(cfg.videos).glob("*.mp4") if p.stem not in bench)
+    train_vids, held = split_videos(cfg)
+    vids = sorted(train_vids + held)
     wm, n = WatermarkConfig(read_learned=False), cfg.frames
     (out / "train").mkdir(parents=True, exist_ok=True)
     cache: dict = {}
@@ -265,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO_ROOT / "out" / "wm_frontend"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--videos", default=None, help="folder of real .mp4 clips (default ../shared/data/real_videos)")
     ap.add_argument("--install", action="store_true", help="copy the selected weights to weights/frontend128.pt")
     args = ap.parse_args(argv)
     cfg, out = FrontEndTrainConfig(), Path(args.out)
+    if args.videos:
+        cfg = replace(cfg, videos=args.videos)
+    split_videos(cfg)                                          # a clear error before anything is written
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", asdict(cfg))
     make_shards(cfg, out)
@@ -285,4 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except FaceforgeError as e:
+        raise SystemExit(f"faceforge: error: {e}")
