@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, TypeVar
+from typing import IO, Any, Callable, Iterator, NoReturn, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"  # embedded demo data (videos/, portraits/)
@@ -25,6 +25,15 @@ T = TypeVar("T")
 
 class FaceforgeError(Exception):
     """An error the user caused or can fix; the CLI prints it as one line and exits non-zero."""
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """Run a module's ``main()`` as a script: exit with its code, or with one ``faceforge: error:`` line
+    (exit 1) on a FaceforgeError, a user error, not a traceback."""
+    try:
+        raise SystemExit(main())
+    except FaceforgeError as e:
+        raise SystemExit(f"faceforge: error: {e}") from None
 
 
 def get_logger(name: str) -> logging.Logger:

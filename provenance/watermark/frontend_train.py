@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import REPO_ROOT, FaceforgeError, write_json_atomic
+from core.common import REPO_ROOT, FaceforgeError, run_main, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except FaceforgeError as e:
-        raise SystemExit(f"faceforge: error: {e}")
+    run_main(main)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import FaceforgeError, _plain, atomic_path, load_config, save_config
+from core.common import FaceforgeError, _plain, atomic_path, load_config, run_main, save_config
 from core.prepared import PreparedReader
 
 from .model import ModelConfig
@@ -211,7 +211,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except FaceforgeError as e:
-        raise SystemExit(f"faceforge: error: {e}")
+    run_main(main)
