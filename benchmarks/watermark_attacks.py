@@ -10,12 +10,10 @@ import numpy as np
 
 
 def square(img: np.ndarray, size: int) -> np.ndarray:
-    import cv2
+    """The centre square at ``size`` px (:func:`core.media.centre_square`)."""
+    from core.media import centre_square
 
-    h, w, _ = img.shape
-    s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return centre_square(img, size)
 
 
 def jpeg(x: np.ndarray, q: int) -> np.ndarray:

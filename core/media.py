@@ -226,6 +226,17 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int | None = None)
 
 
 # ---------------------------------------------------------------- images
+def centre_square(img: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W, 3)`` -> its centre square resized (area) to ``(size, size, 3)``: the 128 px "faces" of
+    the watermark benchmark and of the watermark front end's selection clips."""
+    import cv2
+
+    h, w = img.shape[:2]
+    s = min(h, w)
+    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image as RGB ``uint8 (H, W, 3)``: EXIF orientation applied, grey/palette expanded,
     alpha composited over white, 16-bit and float samples scaled to 8 bits."""

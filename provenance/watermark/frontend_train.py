@@ -199,8 +199,7 @@ def train(cfg: FrontEndTrainConfig, out: Path, threads: int = 1) -> None:
 
 def selection_clips(cfg: FrontEndTrainConfig) -> dict:
     """The held-out videos' clips as the benchmark makes them: {name: (frames, payload or None)}."""
-    from benchmarks.watermark_attacks import square
-    from core.media import read_video, write_video
+    from core.media import centre_square, read_video, write_video
 
     from . import code_for, embed, short_id
     from .. import ecc
@@ -208,7 +207,7 @@ def selection_clips(cfg: FrontEndTrainConfig) -> dict:
     wm, clips = _wm(), {}
     with tempfile.TemporaryDirectory() as tmp:
         for v in split_videos(cfg)[1]:
-            clip = np.stack([square(f.image, 128) for f in read_video(v, max_frames=cfg.frames)])
+            clip = np.stack([centre_square(f.image, 128) for f in read_video(v, max_frames=cfg.frames)])
             keep = np.ones(len(clip), bool)
             keep[len(clip) // 2] = False
             for draw in range(3):
