@@ -33,7 +33,7 @@ VAL_CRF = 23
 def clip_items(people, windows: int, rng: np.random.Generator, flicker: float, train: bool) -> list:
     """Real windows and their self-blended clips (+ per-frame self-blends for val) as detect Items."""
     from detect.data import Item
-    from detect.detectors.temporal import reencode
+    from detect.detectors.base import reencode
     from detect.sbi import self_blend_batch, self_blend_clip
 
     items = []

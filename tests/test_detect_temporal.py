@@ -105,7 +105,7 @@ def test_spatial_run_trains_scores_and_reloads(tmp_path):
 
 
 def test_reencode_round_trip_loses_detail_with_crf():
-    from detect.detectors.temporal import reencode
+    from detect.detectors.base import reencode
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (6, S, S, 3), dtype=np.uint8)
@@ -116,16 +116,16 @@ def test_reencode_round_trip_loses_detail_with_crf():
     np.testing.assert_array_equal(reencode(frames, 45), heavy)           # deterministic
 
 
-def test_compression_augmented_takes_raw_items_only():
+def test_crf_augmentation_takes_raw_items_only():
     from detect.data import Item
-    from detect.detectors.temporal import compression_augmented
+    from detect.detectors.base import augmented_items
 
     rng = np.random.default_rng(4)
     fr = rng.integers(0, 255, (4, S, S, 3), dtype=np.uint8)
     lm = rng.random((4, 68, 2)).astype(np.float32)
     items = [Item("a", 1, fr, lm, {"compression": "raw", "fps": 12.5}), Item("b", 0, fr, lm, {"compression": "c23"}),
              Item("c", 0, fr, None, {})]                                  # no compression recorded: uncompressed
-    aug = compression_augmented(items, [30, 40])
+    aug = list(augmented_items(items, {"augment_crf": [30, 40]}))
     assert [it.item_id for it in aug] == ["a@crf30", "c@crf30", "a@crf40", "c@crf40"]
     assert [it.label for it in aug] == [1, 0, 1, 0] and aug[0].landmarks is lm and aug[1].landmarks is None
     assert aug[0].meta["compression"] == "crf30" and items[0].meta["compression"] == "raw"
@@ -134,7 +134,7 @@ def test_compression_augmented_takes_raw_items_only():
 def test_augment_crf_adds_training_rows_only(monkeypatch, tmp_path):
     """``extra.augment_crf`` grows the training set by the re-encoded raw items; scoring is unchanged."""
     from detect.data import Item
-    from detect.detectors import temporal
+    from detect.detectors import base
 
     rng = np.random.default_rng(5)
     items = [Item(f"v{i}", i % 2, rng.integers(0, 255, (8, S, S, 3), dtype=np.uint8), rng.random((8, 68, 2)) * 40 + 12,
@@ -145,29 +145,29 @@ def test_augment_crf_adds_training_rows_only(monkeypatch, tmp_path):
     x1, y1 = aug._dataset(items)
     assert len(x1) == len(x0) + 4 and list(y1[len(y0):]) == [0, 1, 0, 1]
     np.testing.assert_array_equal(x1[:len(x0)], x0)
-    f, _ = plain.features(temporal.reencode(items[1].frames, 35, temporal.AUGMENT_FPS), items[1].landmarks)
+    f, _ = plain.features(base.reencode(items[1].frames, 35, base.AUGMENT_FPS), items[1].landmarks)
     np.testing.assert_array_equal(x1[len(x0) + 1], f[0])
     np.testing.assert_array_equal(aug.features(items[0].frames, items[0].landmarks)[0],
                                   plain.features(items[0].frames, items[0].landmarks)[0])
 
 
-def test_scale_augmented_resamples_raw_items_of_both_classes():
+def test_scale_augmentation_resamples_raw_items_of_both_classes():
     from detect.data import Item
     from detect.detectors.base import down_up
-    from detect.detectors.temporal import scale_augmented
+    from detect.detectors.base import augmented_items
 
     fr = np.stack([_checker(S)] * 4)
     lm = np.random.default_rng(6).random((4, 68, 2)).astype(np.float32)
     items = [Item("a", 1, fr, lm, {"compression": "raw"}), Item("b", 0, fr, None, {"compression": "c40"}),
              Item("c", 0, fr, lm, {})]
-    aug = scale_augmented(items, [0.5])
+    aug = list(augmented_items(items, {"augment_scale": [0.5]}))
     assert [it.item_id for it in aug] == ["a@x0.5", "c@x0.5"] and [it.label for it in aug] == [1, 0]
     assert aug[0].frames.shape == fr.shape and aug[0].frames.dtype == np.uint8 and aug[0].landmarks is lm
     assert aug[0].meta["compression"] == "raw" and aug[0].meta["augment_scale"] == 0.5
     lap = [spatial_features(f)[0] for f in (fr, down_up(fr, 0.7), down_up(fr, 0.5))]
     assert lap[0] > lap[1] > lap[2]                                       # smaller factor, less fine detail
     with pytest.raises(ValueError):
-        scale_augmented(items, [1.5])
+        list(augmented_items(items, {"augment_scale": [1.5]}))
 
 
 def test_augment_scale_adds_rows_and_feeds_crf(monkeypatch):

@@ -142,16 +142,6 @@ def scaled_items(items: Iterable[Item], factor: float) -> Iterator[Item]:
                    {**it.meta, "augment_scale": float(factor)})
 
 
-def compression_augmented(items: list[Item], crfs) -> list[Item]:
-    """The uncompressed items of ``items`` re-encoded at each of ``crfs``."""
-    return [x for crf in crfs for x in reencoded_items(items, crf)]
-
-
-def scale_augmented(items: list[Item], factors) -> list[Item]:
-    """The uncompressed items of ``items`` resampled down and up by each of ``factors``."""
-    return [x for fac in factors for x in scaled_items(items, fac)]
-
-
 def augmented_items(items: list[Item], extra: dict) -> Iterator[Item]:
     """Training-only copies of the uncompressed items of ``items``, made lazily (a caller that keeps a few
     frames of each never holds them all): with ``extra["augment_scale"]`` (factors in (0, 1)) each one

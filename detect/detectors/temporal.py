@@ -27,10 +27,7 @@ from itertools import chain
 
 import numpy as np
 
-# AUGMENT_FPS, reencode and the two list helpers live in base (the CNNs augment the same way); they are
-# re-exported here for callers that import them from this module
-from detect.detectors.base import (AUGMENT_FPS, FeatureDetector, augmented_items, compression_augmented,  # noqa: F401
-                                   reencode, resize_frames, scale_augmented)
+from detect.detectors.base import FeatureDetector, augmented_items, resize_frames
 from detect.detectors.frequency import to_gray
 from detect.registry import register
 
