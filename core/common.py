@@ -27,13 +27,18 @@ class FaceforgeError(Exception):
     """An error the user caused or can fix; the CLI prints it as one line and exits non-zero."""
 
 
-def run_main(main: Callable[[], int]) -> NoReturn:
-    """Run a module's ``main()`` as a script: exit with its code, or with one ``faceforge: error:`` line
-    (exit 1) on a FaceforgeError, a user error, not a traceback."""
+def run_main(main: Callable[[], Any], error_status: int = 1) -> NoReturn:
+    """Run a module's ``main()`` as a script: an int result is the exit status (anything else exits 0); a
+    FaceforgeError, a user error, ends in one ``faceforge: error: ...`` line on stderr and ``error_status``,
+    not a traceback."""
+    import sys
+
     try:
-        raise SystemExit(main())
+        rc = main()
     except FaceforgeError as e:
-        raise SystemExit(f"faceforge: error: {e}") from None
+        print(f"faceforge: error: {e}", file=sys.stderr)
+        sys.exit(error_status)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 def get_logger(name: str) -> logging.Logger:
