@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 KINDS = ("jpeg_quality", "downscale", "blur_sigma", "noise_sigma", "h264_crf")
@@ -36,14 +34,9 @@ def perturb(kind: str, level):
         return np.clip(frames + rng.normal(0, level, frames.shape), 0, 255).round().astype(np.uint8)
 
     def h264(frames):
-        import tempfile
+        from core.media import h264_round_trip
 
-        from core.media import read_frames, write_video
-
-        with tempfile.TemporaryDirectory() as d:
-            p = write_video(Path(d) / "x.mp4", frames, 25.0, crf=int(level))
-            back = read_frames(p)
-        return back[:, :frames.shape[1], :frames.shape[2]]
+        return h264_round_trip(frames, int(level), 25.0)
 
     return {"jpeg_quality": jpeg, "downscale": downscale, "blur_sigma": blur, "noise_sigma": noise,
             "h264_crf": h264}[kind]

@@ -128,44 +128,40 @@ def image_table(cfg, methods, images, rng, sizes=None) -> list[dict]:
 
 
 def video_table(cfg, methods, rng, sizes=None) -> list[dict]:
-    import tempfile
-
     from tqdm import tqdm
 
-    from core.media import read_video, write_video
+    from core.media import h264_round_trip, read_video
 
     rows = []
     jobs = [(m, s) for m, s in _jobs(cfg, methods, sizes) if s >= 128]
-    with tempfile.TemporaryDirectory() as tmp:
-        for method, size in jobs:
-            rng = _job_rng(cfg, method, size + 1)
-            exact, bit_acc = [], []
-            for v in tqdm(sorted(VIDEOS.glob("*.mp4")), desc=f"video {method.name}@{size}", leave=False):
-                clip = np.stack([square(f.image, size) for f in read_video(v, max_frames=cfg.video_frames)])
-                bits = rng.integers(0, 2, method.bits).astype(np.uint8)
-                if method.name.startswith("faceforge"):
-                    marked = method.embed(clip, bits)
-                else:
-                    marked = np.stack([method.embed(f, bits) for f in clip])
-                bits = method.carried(bits, clip.shape)
-                keep = np.ones(len(marked), bool)
-                keep[len(marked) // 2] = False                        # 10 % frame drop
-                path = write_video(Path(tmp) / "c.mp4", marked[keep], fps=25, crf=cfg.video_crf)
-                frames = np.stack([f.image for f in read_video(path)])
-                if method.name.startswith("faceforge"):
-                    got, info = method.decode(frames)
-                    ok = got is not None and info["detected"] and np.array_equal(got, bits)
-                    bit_acc.append(float(np.mean(got == bits)) if got is not None else 0.5)
-                else:
-                    votes = np.stack([method.decode(f)[0] for f in frames])   # (N, bits)
-                    got = (votes.mean(0) > 0.5).astype(np.uint8)
-                    ok = bool(np.array_equal(got, bits))
-                    bit_acc.append(float(np.mean(got == bits)))
-                exact.append(bool(ok))
-            rows.append({"method": method.name, "size": size, "attack": f"h264_crf{cfg.video_crf}+10pct_drop",
-                         "payload_bits": len(bits), "n": len(exact),
-                         "bit_accuracy": round(float(np.mean(bit_acc)), 4),
-                         "exact_payload_rate": round(float(np.mean(exact)), 4)})
+    for method, size in jobs:
+        rng = _job_rng(cfg, method, size + 1)
+        exact, bit_acc = [], []
+        for v in tqdm(sorted(VIDEOS.glob("*.mp4")), desc=f"video {method.name}@{size}", leave=False):
+            clip = np.stack([square(f.image, size) for f in read_video(v, max_frames=cfg.video_frames)])
+            bits = rng.integers(0, 2, method.bits).astype(np.uint8)
+            if method.name.startswith("faceforge"):
+                marked = method.embed(clip, bits)
+            else:
+                marked = np.stack([method.embed(f, bits) for f in clip])
+            bits = method.carried(bits, clip.shape)
+            keep = np.ones(len(marked), bool)
+            keep[len(marked) // 2] = False                        # 10 % frame drop
+            frames = h264_round_trip(marked[keep], cfg.video_crf, 25)
+            if method.name.startswith("faceforge"):
+                got, info = method.decode(frames)
+                ok = got is not None and info["detected"] and np.array_equal(got, bits)
+                bit_acc.append(float(np.mean(got == bits)) if got is not None else 0.5)
+            else:
+                votes = np.stack([method.decode(f)[0] for f in frames])   # (N, bits)
+                got = (votes.mean(0) > 0.5).astype(np.uint8)
+                ok = bool(np.array_equal(got, bits))
+                bit_acc.append(float(np.mean(got == bits)))
+            exact.append(bool(ok))
+        rows.append({"method": method.name, "size": size, "attack": f"h264_crf{cfg.video_crf}+10pct_drop",
+                     "payload_bits": len(bits), "n": len(exact),
+                     "bit_accuracy": round(float(np.mean(bit_acc)), 4),
+                     "exact_payload_rate": round(float(np.mean(exact)), 4)})
     return rows
 
 
@@ -184,20 +180,16 @@ def fp_clips(cfg, size: int) -> list[tuple[str, np.ndarray]]:
     """Unmarked clips for the false-positive scan of the clip read (the learned front end reads clips):
     windows of ``video_frames`` frames every ``fp_clip_every`` frames of the 13 sample videos as ``size``
     px squares, through the benchmark's attack (middle frame dropped, H.264 CRF ``video_crf``)."""
-    import tempfile
-
-    from core.media import read_video, write_video
+    from core.media import h264_round_trip, read_video
 
     clips = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for v in sorted(VIDEOS.glob("*.mp4")):
-            frames = [square(f.image, size) for f in read_video(v, max_frames=cfg.fp_clip_span)]
-            for t0 in range(0, len(frames) - cfg.video_frames + 1, cfg.fp_clip_every):
-                clip = np.stack(frames[t0:t0 + cfg.video_frames])
-                keep = np.ones(len(clip), bool)
-                keep[len(clip) // 2] = False
-                path = write_video(Path(tmp) / "c.mp4", clip[keep], fps=25, crf=cfg.video_crf)
-                clips.append((f"{v.stem}@{t0}", np.stack([f.image for f in read_video(path)])))
+    for v in sorted(VIDEOS.glob("*.mp4")):
+        frames = [square(f.image, size) for f in read_video(v, max_frames=cfg.fp_clip_span)]
+        for t0 in range(0, len(frames) - cfg.video_frames + 1, cfg.fp_clip_every):
+            clip = np.stack(frames[t0:t0 + cfg.video_frames])
+            keep = np.ones(len(clip), bool)
+            keep[len(clip) // 2] = False
+            clips.append((f"{v.stem}@{t0}", h264_round_trip(clip[keep], cfg.video_crf, 25)))
     return clips
 
 

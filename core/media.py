@@ -225,6 +225,16 @@ def read_frames(path: str | Path, every: int = 1, max_frames: int | None = None)
     return np.stack(frames)
 
 
+def h264_round_trip(frames: np.ndarray, crf: int, fps: float = 25.0) -> np.ndarray:
+    """``(N, H, W, 3) uint8`` -> the same frames after an H.264 (yuv420p) round trip at ``crf`` through a
+    temporary file, padding dropped: what a re-encoded copy looks like (deterministic, :func:`write_video`)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        back = read_frames(write_video(Path(d) / "clip.mp4", frames, fps, crf=int(crf)))
+    return back[:, :frames.shape[1], :frames.shape[2]]
+
+
 # ---------------------------------------------------------------- images
 def centre_square(img: np.ndarray, size: int) -> np.ndarray:
     """``(H, W, 3)`` -> its centre square resized (area) to ``(size, size, 3)``: the 128 px "faces" of

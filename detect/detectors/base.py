@@ -110,14 +110,11 @@ def down_up(frames: np.ndarray, factor: float, min_side: int = 1) -> np.ndarray:
 
 
 def reencode(frames: np.ndarray, crf: int, fps: float = AUGMENT_FPS) -> np.ndarray:
-    """``(N, S, S, 3) uint8`` -> the same frames after an H.264 round trip at ``crf`` (deterministic)."""
-    import tempfile
+    """``(N, S, S, 3) uint8`` -> the same frames after an H.264 round trip at ``crf`` (deterministic;
+    :func:`core.media.h264_round_trip`)."""
+    from core.media import h264_round_trip
 
-    from core.media import read_frames, write_video
-
-    with tempfile.TemporaryDirectory() as d:
-        back = read_frames(write_video(Path(d) / "clip.mp4", frames, fps, crf=int(crf)))
-    return back[:, :frames.shape[1], :frames.shape[2]]                 # (N, S, S, 3), padding dropped
+    return h264_round_trip(frames, crf, fps)
 
 
 def _uncompressed(items: Iterable[Item]) -> Iterator[Item]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -73,7 +72,7 @@ def make_shards(cfg: FrontEndTrainConfig, out: Path) -> None:
     ones are skipped at training)."""
     import cv2
 
-    from core.media import read_video, write_video
+    from core.media import h264_round_trip, read_video
 
     from . import WatermarkConfig, embed
     from .pattern import luma
@@ -90,28 +89,27 @@ def make_shards(cfg: FrontEndTrainConfig, out: Path) -> None:
         rng = np.random.default_rng(1000 + sh)
         order = rng.permutation(len(vids))
         ys, ds, names = [], [], []
-        with tempfile.TemporaryDirectory() as tmp:
-            for i in range(cfg.per_shard):
-                v = vids[order[i % len(vids)]]
-                if v not in cache:
-                    cache[v] = np.stack([f.image for f in read_video(v, max_frames=150)])
-                    if len(cache) > 6:
-                        cache.pop(next(iter(cache)))
-                fr = cache[v]
-                t0 = rng.integers(0, max(1, len(fr) - n))
-                h, w = fr.shape[1:3]
-                s = int(min(h, w) * rng.uniform(*cfg.crop))
-                oy, ox = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
-                clip = np.stack([cv2.resize(f[oy:oy + s, ox:ox + s], (128, 128), interpolation=cv2.INTER_AREA)
-                                 for f in fr[t0:t0 + n]])
-                marked = rng.random() > cfg.unmarked_p
-                mk = embed(clip, int(rng.integers(0, 2 ** 63)), wm) if marked else clip
-                keep = np.ones(len(mk), bool)
-                if rng.random() < cfg.drop_p:
-                    keep[rng.integers(1, len(mk))] = False
-                crf = int(rng.integers(cfg.crf[0], cfg.crf[1] + 1))
-                dec = np.stack([f.image for f in read_video(write_video(Path(tmp) / "c.mp4", mk[keep], fps=25, crf=crf))])
-                ys.append(luma(dec)); ds.append(luma(mk) - luma(clip)); names.append(f"{v.stem}|{crf}|{int(marked)}")
+        for i in range(cfg.per_shard):
+            v = vids[order[i % len(vids)]]
+            if v not in cache:
+                cache[v] = np.stack([f.image for f in read_video(v, max_frames=150)])
+                if len(cache) > 6:
+                    cache.pop(next(iter(cache)))
+            fr = cache[v]
+            t0 = rng.integers(0, max(1, len(fr) - n))
+            h, w = fr.shape[1:3]
+            s = int(min(h, w) * rng.uniform(*cfg.crop))
+            oy, ox = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
+            clip = np.stack([cv2.resize(f[oy:oy + s, ox:ox + s], (128, 128), interpolation=cv2.INTER_AREA)
+                             for f in fr[t0:t0 + n]])
+            marked = rng.random() > cfg.unmarked_p
+            mk = embed(clip, int(rng.integers(0, 2 ** 63)), wm) if marked else clip
+            keep = np.ones(len(mk), bool)
+            if rng.random() < cfg.drop_p:
+                keep[rng.integers(1, len(mk))] = False
+            crf = int(rng.integers(cfg.crf[0], cfg.crf[1] + 1))
+            dec = h264_round_trip(mk[keep], crf, 25)
+            ys.append(luma(dec)); ds.append(luma(mk) - luma(clip)); names.append(f"{v.stem}|{crf}|{int(marked)}")
         tmpf = path.with_name(path.stem + ".tmp.npz")
         np.savez_compressed(tmpf, y=np.stack(ys).astype(np.float32), d=np.stack(ds).astype(np.float32), names=np.array(names))
         os.replace(tmpf, path)
@@ -199,26 +197,24 @@ def train(cfg: FrontEndTrainConfig, out: Path, threads: int = 1) -> None:
 
 def selection_clips(cfg: FrontEndTrainConfig) -> dict:
     """The held-out videos' clips as the benchmark makes them: {name: (frames, payload or None)}."""
-    from core.media import centre_square, read_video, write_video
+    from core.media import centre_square, h264_round_trip, read_video
 
     from . import code_for, embed, short_id
     from .. import ecc
 
     wm, clips = _wm(), {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for v in split_videos(cfg)[1]:
-            clip = np.stack([centre_square(f.image, 128) for f in read_video(v, max_frames=cfg.frames)])
-            keep = np.ones(len(clip), bool)
-            keep[len(clip) // 2] = False
-            for draw in range(3):
-                payload = int(np.random.default_rng([cfg.seed, draw, len(clips)]).integers(0, 2 ** 63))
-                short = code_for(128, 128, wm) is ecc.SHORT
-                for name, x, want in ((f"{v.stem}#{draw}", embed(clip, payload, wm), short_id(payload) if short else payload),
-                                      (f"{v.stem}#{draw}/unmarked", clip, None)):
-                    if want is None and draw:
-                        continue                                      # one unmarked twin per video
-                    path = write_video(Path(tmp) / "c.mp4", x[keep], fps=25, crf=cfg.select_crf)
-                    clips[name] = (np.stack([f.image for f in read_video(path)]), want)
+    for v in split_videos(cfg)[1]:
+        clip = np.stack([centre_square(f.image, 128) for f in read_video(v, max_frames=cfg.frames)])
+        keep = np.ones(len(clip), bool)
+        keep[len(clip) // 2] = False
+        for draw in range(3):
+            payload = int(np.random.default_rng([cfg.seed, draw, len(clips)]).integers(0, 2 ** 63))
+            short = code_for(128, 128, wm) is ecc.SHORT
+            for name, x, want in ((f"{v.stem}#{draw}", embed(clip, payload, wm), short_id(payload) if short else payload),
+                                  (f"{v.stem}#{draw}/unmarked", clip, None)):
+                if want is None and draw:
+                    continue                                      # one unmarked twin per video
+                clips[name] = (h264_round_trip(x[keep], cfg.select_crf, 25), want)
     return clips
 
 
