@@ -93,10 +93,8 @@ def estimate(y: np.ndarray, r: np.ndarray, path: str = "") -> np.ndarray:
         return model(t(y), t(r))[0, 0].numpy()
 
 
-def unit(spectrum: np.ndarray) -> np.ndarray:
-    return spectrum / np.maximum(np.abs(spectrum), 1e-12)
-
-
 def combined(learned: np.ndarray, classical: np.ndarray, mix: float) -> np.ndarray:
     """Per band bin, the unit phasor of the learned read plus ``mix`` times the classical one: (B,)."""
+    from .pattern import unit
+
     return unit(learned) + mix * unit(classical)

@@ -202,11 +202,16 @@ def phases(y: np.ndarray, scale: float, cfg: WatermarkConfig, pat: Pattern) -> n
     return spec
 
 
+def unit(spectrum: np.ndarray) -> np.ndarray:
+    """Each bin reduced to its phase, ``F / |F|`` (0 stays 0): the decoder reads phases only."""
+    return spectrum / np.maximum(np.abs(spectrum), 1e-12)
+
+
 def sync_map(spectrum: np.ndarray, cfg: WatermarkConfig, pat: Pattern) -> np.ndarray:
     """z-score of the sync word for every cyclic shift (dy, dx) of the tile: (P, P)."""
     P = cfg.tile
     G = np.zeros((P, P), np.complex128)
-    G[pat.bins_u, pat.bins_v] = spectrum / np.maximum(np.abs(spectrum), 1e-12) * np.conj(pat.sync_kernel)
+    G[pat.bins_u, pat.bins_v] = unit(spectrum) * np.conj(pat.sync_kernel)
     S = np.real(np.fft.ifft2(G)) * P * P                        # sum_b Re(G_b e^{+2 pi i (u dy + v dx) / P})
     return S / math.sqrt(len(pat.sync_dims) / 2.0)
 
@@ -224,7 +229,7 @@ def dim_values(spectrum: np.ndarray, shift: tuple[float, float], cfg: WatermarkC
                weight: np.ndarray | float = 1.0) -> np.ndarray:
     """Every real dimension's value, signed so that +1 is the embedded symbol: (D,). Each bin is
     reduced to its phase (times ``weight``) and the tile shift is undone."""
-    aligned = spectrum / np.maximum(np.abs(spectrum), 1e-12) * weight * shift_ramp(shift, cfg, pat)
+    aligned = unit(spectrum) * weight * shift_ramp(shift, cfg, pat)
     return np.where(pat.dim_part == 0, aligned[pat.dim_bin].real, aligned[pat.dim_bin].imag) * pat.dim_sign
 
 
