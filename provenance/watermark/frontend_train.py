@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.common import REPO_ROOT, FaceforgeError, run_main, write_json_atomic
+from core.common import REPO_ROOT, FaceforgeError, run_main, write_bytes_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -224,11 +224,10 @@ def select(cfg: FrontEndTrainConfig, out: Path) -> dict:
 
     clips = selection_clips(cfg)
     rows = []
-    cands = [("classical", None, 0.0)] + [(s, out / f"stage_{s}.pt", m) for s in ("mse", "phase") for m in cfg.mixes]
-    for stage, path, mix in cands:
-        wm = _wm() if path is None else replace(_wm(), front_end_weights=str(_export(path, out)), front_end_mix=mix)
-        if path is None:
-            wm = replace(wm, clip_front_end="classical")
+    exported = {s: str(_export(out / f"stage_{s}.pt", out)) for s in ("mse", "phase")}     # fp16, once each
+    cands = [("classical", replace(_wm(), clip_front_end="classical"), 0.0)] + \
+        [(s, replace(_wm(), front_end_weights=w, front_end_mix=m), m) for s, w in exported.items() for m in cfg.mixes]
+    for stage, wm, mix in cands:
         exact, fps, ps = 0, 0, []
         for name, (frames, want) in clips.items():
             r = decode(frames, wm)
@@ -279,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.install:
         from . import frontend
 
-        src = _export(out / f"stage_{chosen['stage']}.pt", out)
-        frontend.WEIGHTS.write_bytes(src.read_bytes())
+        src = out / f"stage_{chosen['stage']}.export.pt"                  # written by select
+        write_bytes_atomic(frontend.WEIGHTS, src.read_bytes())
         print(f"installed {frontend.WEIGHTS} (set WatermarkConfig.front_end_mix = {chosen['mix']})")
     return 0
 
