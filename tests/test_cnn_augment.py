@@ -76,3 +76,17 @@ def test_real_codec_copies_lose_detail():
     (copy,) = augmented_items(items, {"augment_crf": [45]})
     assert copy.frames.shape == items[0].frames.shape and copy.frames.dtype == np.uint8
     assert np.abs(copy.frames.astype(int) - items[0].frames).mean() > 5.0   # random noise does not survive CRF 45
+
+
+def test_cnn_without_validation_items_keeps_the_last_epoch(tmp_path):
+    """No val items (a cross-validation fold spends none on epoch selection): every epoch is kept in turn,
+    so the saved weights are the last epoch's, and training runs all epochs."""
+    import torch
+
+    det = DCTCNN(DetectConfig(detector="dct_cnn", image_size=16, frames_per_item=2, epochs=3, patience=1))
+    rows = []
+    det.fit(_items(), [], tmp_path, rows.append)
+    assert [r["best"] for r in rows] == [True, True, True]
+    last = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    saved = torch.load(tmp_path / det.artifact, weights_only=True)
+    assert all(torch.equal(last[k], saved[k]) for k in saved)

@@ -2,7 +2,8 @@
 forensic CNNs (a fixed high-pass residual front end, and an 8x8 block-DCT front end).
 
 All share one training loop: AdamW + BCE, class balance by sampler or loss weight, horizontal flip,
-validation AUC every epoch, best checkpoint by validation AUC, early stopping, and ``RUN/last.pt``
+validation AUC every epoch, best checkpoint by validation AUC (the last epoch when no validation items are
+given), early stopping, and ``RUN/last.pt``
 to resume from the last finished epoch. Optional training augmentation, as the temporal detector's (off by
 default, so saved runs replay): ``extra.augment_scale`` (factors in (0, 1)) adds every uncompressed training
 item of either class resampled down and back up, and ``extra.augment_crf`` (H.264 CRFs) adds the
@@ -142,7 +143,8 @@ class TorchFrameDetector(Detector):
                 bar.set_postfix(loss=f"{total / count:.4f}")
             row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "train_rows": int(len(y)),
                    "seconds": time.perf_counter() - t0, **val_summary(self, val, cfg.aggregate)}
-            better = state["best"] is None or selection_key(row) > tuple(state["best"])
+            # no validation items: every epoch counts as better, so the last one is kept
+            better = not val or state["best"] is None or selection_key(row) > tuple(state["best"])
             row["best"] = bool(better)
             if better:
                 state["best"], state["bad"] = list(selection_key(row)), 0

@@ -11,7 +11,8 @@ Per clip window of ``cfg.window`` frames (stride half a window):
   fine (Laplacian) detail of the inner face and of the border at a fixed size, their ratio, and how
   much the inner detail varies over the window (a generator's faces are smoother than the camera's,
   and the blend with the border shows).
-Features -> histogram gradient boosting (missing landmark features are NaN, which it handles).
+Features -> histogram gradient boosting (missing landmark features are NaN, which it handles; its settings
+:data:`HGB_DEFAULTS`, each overridable in ``cfg.extra``).
 Training augmentation (``cfg.extra["augment_crf"]``, a list of H.264 CRFs; none by default): every
 uncompressed training item (``meta["compression"]`` "raw", or no compression recorded) is also
 re-encoded at each CRF and added, so the booster sees compression levels between and beyond the
@@ -42,6 +43,20 @@ N_TEXTURE_FEATURES = 8
 SPATIAL_SIZE = 128           # frames are resized to this before spatial detail statistics
 N_SPATIAL_FEATURES = 4
 EPS = 1e-8
+
+
+HGB_DEFAULTS = {"max_iter": 150, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 20, "l2_regularization": 1.0}
+
+
+def hgb_params(extra: dict, n_rows: int) -> dict:
+    """The booster's settings: :data:`HGB_DEFAULTS`, each overridable by the same key in ``cfg.extra``
+    (``max_depth: null`` for unlimited depth); ``min_samples_leaf`` is capped at a twentieth of the rows."""
+    p = {k: extra.get(k, v) for k, v in HGB_DEFAULTS.items()}
+    p["max_iter"], p["learning_rate"] = int(p["max_iter"]), float(p["learning_rate"])
+    p["l2_regularization"] = float(p["l2_regularization"])
+    p["max_depth"] = None if p["max_depth"] is None else int(p["max_depth"])
+    p["min_samples_leaf"] = min(int(p["min_samples_leaf"]), max(2, n_rows // 20))
+    return p
 
 
 def window_starts(n: int, window: int) -> list[int]:
@@ -149,10 +164,7 @@ class TemporalBoosting(FeatureDetector):
     def make_classifier(self, n_rows):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        return HistGradientBoostingClassifier(
-            max_iter=int(self.cfg.extra.get("max_iter", 150)), learning_rate=0.1, max_depth=3,
-            min_samples_leaf=min(20, max(2, n_rows // 20)), l2_regularization=1.0,
-            random_state=self.cfg.seed)
+        return HistGradientBoostingClassifier(**hgb_params(self.cfg.extra, n_rows), random_state=self.cfg.seed)
 
 
 @register("temporal_texture")
