@@ -139,6 +139,9 @@ def main(argv=None) -> dict:
     chosen = prev["chosen"]
     base = load_config(DetectConfig, WORK / "final" / "config.yaml")
     det = get_detector_class(base.detector)(base)
+    missing = [p for p in people if not (WORK / "features" / f"{p}.npz").is_file()]
+    if missing:
+        raise FaceforgeError(f"no cached window features for {len(missing)} people: run benchmarks.detect_temporal_cv first")
     table = Table({p: person_features(corpus, None, det, WORK / "features" / f"{p}.npz") for p in people})
     aug, params = CANDIDATES[chosen]
 

@@ -11,7 +11,8 @@ and scores the held-out fold's videos (out of fold), and the recipe with the bes
 test people (21, 708 fake / 89 real videos per compression; cells as ``benchmarks.detect_default_bench128``).
 The candidates (fixed before any fold was scored, :data:`CANDIDATES`): the booster settings and the training
 augmentation of :class:`detect.detectors.temporal.TemporalBoosting`; the first is the v3 stack's temporal
-member's recipe, the baseline in the same run, with seeded random scores as chance.
+member's recipe, the baseline in the same run, with seeded random scores as chance. For the winner, out of
+fold: feature groups left out or alone, one row per video instead of per window, and the within-person AUC.
 
 Reals are their watermark-matched twins (:mod:`detect.wm_reals`). Window features of every item and of its
 augmented copies (H.264 CRF 30/35/45 and x0.5/x0.7 resampling of the uncompressed items, the copies
@@ -159,6 +160,70 @@ def cells(table: Table, scores: dict[int, float]) -> dict:
     return {c: cell(y[comp == c], s[comp == c], people[comp == c]) for c in ("raw", "c23", "c40", "jpeg")}
 
 
+def out_of_fold(table: Table, people, folds: dict[str, int], aug: str, params: dict) -> dict[int, float]:
+    """Item index -> video score of every original item, each from the booster fitted without its fold."""
+    oof: dict[int, float] = {}
+    for f in sorted(set(folds.values())):
+        rest = [p for p in people if folds[p] != f]
+        model = fit_booster(table, table.rows(rest, ALLOWED[aug]), params)
+        oof.update(video_scores(table, model, table.rows([p for p in people if folds[p] == f], {""})))
+    return oof
+
+
+def ablations(table: Table, people, folds: dict[str, int], aug: str, params: dict) -> dict:
+    """Out of fold, for the chosen recipe: feature groups left out or alone; one row per video (window mean
+    and absolute difference) instead of per window; and the within-person AUC (each person's reals vs that
+    person's fakes, averaged over people), which separates "which person" from "which class"."""
+    from detect.detectors.temporal import N_LANDMARK_FEATURES as L, N_TEXTURE_FEATURES as T
+    from detect.metrics import auc
+
+    full = table.x
+    d = full.shape[1]
+    groups = {"no_landmarks": range(L, d), "no_spatial": range(L + T), "texture_only": range(L, L + T),
+              "spatial_only": range(L + T, d), "landmarks_only": range(L)}
+    out = {}
+    for name, cols in groups.items():
+        table.x = full[:, list(cols)]
+        try:
+            c = cells(table, out_of_fold(table, people, folds, aug, params))
+        finally:
+            table.x = full
+        out[name] = {k: c[k] for k in TARGETS}
+    oof = out_of_fold(table, people, folds, aug, params)
+    idx = np.array(sorted(oof))
+    s, y, comp, person = np.array([oof[i] for i in idx]), table.label[idx], table.compression[idx], table.person[idx]
+    within = {}
+    for c in TARGETS:
+        a = [auc(y[m], s[m]) for p in people for m in [(comp == c) & (person == p)] if len(set(y[m])) == 2]
+        within[c] = {"mean": float(np.mean(a)), "min": float(np.min(a)), "n_people": len(a)}
+    out["within_person_auc"] = within
+    out["per_video"] = {k: v for k, v in per_video_cells(table, people, folds, params).items() if k in TARGETS}
+    return out
+
+
+def per_video_cells(table: Table, people, folds: dict[str, int], params: dict) -> dict:
+    """One row per original video: the mean of its windows' features and their mean absolute difference."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from detect.detectors.base import class_weights
+    from detect.detectors.temporal import hgb_params
+
+    orig = table.tag[table.item] == ""
+    items = np.unique(table.item[orig])
+    feats = []
+    for i in items:
+        w = table.x[table.item == i]                                      # (K, D)
+        diff = np.abs(np.diff(w, axis=0)).mean(0) if len(w) > 1 else np.zeros(w.shape[1])
+        feats.append(np.concatenate([w.mean(0), diff]))
+    v, y, fold = np.stack(feats), table.label[items], np.array([folds[p] for p in table.person[items]])
+    scores = {}
+    for f in np.unique(fold):
+        m = HistGradientBoostingClassifier(**hgb_params(params, int((fold != f).sum())), random_state=0)
+        m.fit(v[fold != f], y[fold != f], sample_weight=class_weights(y[fold != f]))
+        scores.update(zip(items[fold == f].tolist(), m.predict_proba(v[fold == f])[:, 1].tolist()))
+    return cells(table, scores)
+
+
 def margin(c: dict) -> float:
     return min(c[k]["auc"] - t for k, t in TARGETS.items())
 
@@ -206,14 +271,8 @@ def main(argv=None) -> dict:
     out: dict = {"corpus": corpus.name, "people": people, "n_people": len(people), "folds": folds,
                  "base_config": dataclasses.asdict(cfg), "targets": TARGETS, "wm_reals": True,
                  "rule": "min(AUC c23 - 0.95, AUC c40 - 0.85) out of fold", "candidates": {}}
-    originals = {""}
     for name, (aug, params) in CANDIDATES.items():
-        oof: dict[int, float] = {}
-        for f in range(args.folds):
-            held = [p for p in people if folds[p] == f]
-            model = fit_booster(table, table.rows([p for p in people if folds[p] != f], ALLOWED[aug]), params)
-            oof.update(video_scores(table, model, table.rows(held, originals)))
-        c = cells(table, oof)
+        c = cells(table, out_of_fold(table, people, folds, aug, params))
         out["candidates"][name] = {"augment": aug, "params": params, "cells": c, "margin": margin(c)}
         print(f"{name}: c23 {c['c23']['auc']:.3f} c40 {c['c40']['auc']:.3f} raw {c['raw']['auc']:.3f} "
               f"jpeg {c['jpeg']['auc']:.3f} margin {margin(c):+.3f}", flush=True)
@@ -237,11 +296,7 @@ def main(argv=None) -> dict:
     final.save(run)
     save_config(final_cfg, run / "config.yaml")
     oof_best = out["candidates"][best]
-    vid = {}
-    for f in range(args.folds):            # OOF video scores of the winner -> the video threshold
-        held = [p for p in people if folds[p] == f]
-        m = fit_booster(table, table.rows([p for p in people if folds[p] != f], ALLOWED[aug]), params)
-        vid.update(video_scores(table, m, table.rows(held, originals)))
+    vid = out_of_fold(table, people, folds, aug, params)           # the winner's -> the video threshold
     idx = np.array(sorted(vid))
     thr = calibrate_threshold(table.label[idx], np.array([vid[i] for i in idx]))
     write_json_atomic(run / "metrics.json", {
@@ -250,6 +305,9 @@ def main(argv=None) -> dict:
         "n_train_items": int((table.tag == "").sum()), "n_train_rows": int(table.rows(people, ALLOWED[aug]).sum()),
         "people": people, "selection": "benchmarks/detect_temporal_cv.py", "cv": oof_best["cells"]})
     (run / "corpus.txt").write_text(str(corpus.resolve()) + "\n")
+    out["ablations"] = ablations(table, people, folds, aug, params)
+    print("ablations: " + ", ".join(f"{k} {v['c23']['auc']:.3f}/{v['c40']['auc']:.3f}"
+                                    for k, v in out["ablations"].items() if k != "within_person_auc"), flush=True)
     out["final_run"] = str(run.relative_to(REPO_ROOT)) if run.is_relative_to(REPO_ROOT) else str(run)
     if args.test:
         from benchmarks.detect_ens_indist2 import test_cells
