@@ -175,30 +175,19 @@ def main(argv=None) -> dict:
     out["chosen"] = best
     run = WORK / "final"
     if best == "stack":
-        from detect.detectors.ensemble import Ensemble, load_member
+        from core.common import save_config
+        from detect.detectors.ensemble import assemble
 
-        c_all = cnn_run(corpus, df, people, WORK / "cnn_final")
-        del c_all
+        from detect.metrics import calibrate_threshold
+
+        cnn_run(corpus, df, people, WORK / "cnn_final")                # all 50 people (cached after the first call)
         lr = _stacker(np.concatenate(z), np.concatenate([np.full(N_FRAMES, v) for v in y]))
         run = WORK / "stack"
         ens_cfg = dataclasses.replace(base, detector="ensemble", extra={"members": ["temporal", "dct_cnn"]})
-        ens = Ensemble(ens_cfg)
-        import shutil
-
-        from core.common import save_config
-
-        for name, src in (("temporal", WORK / "final"), ("dct_cnn", WORK / "cnn_final")):
-            dst = run / "members" / name
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("last.pt", "oof.npz"))
-        ens.members = {n: load_member(run / "members" / n) for n in ("temporal", "dct_cnn")}
-        ens.stack = {"members": ["temporal", "dct_cnn"], "weights": lr.coef_[0].tolist(),
-                     "bias": float(lr.intercept_[0]), "fitted": True}
-        ens.save(run)
+        members = {"temporal": WORK / "final", "dct_cnn": WORK / "cnn_final"}
+        ens = assemble(members, [], run, ens_cfg, stack={"members": list(members), "weights": lr.coef_[0].tolist(),
+                                                         "bias": float(lr.intercept_[0]), "fitted": True})
         save_config(ens_cfg, run / "config.yaml")
-        from detect.metrics import calibrate_threshold
-
         thr = calibrate_threshold(y, stacked)
         write_json_atomic(run / "metrics.json", {"detector": "ensemble", "corpus": str(corpus.resolve()), "done": True,
                                                   "threshold": {"frame": thr, "video": thr}, "crop_resolution": 128,
