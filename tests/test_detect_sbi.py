@@ -233,6 +233,16 @@ def test_ensemble_assembles_runs_and_stacks_on_validation(face, tmp_path):
     assert sorted(q.name for q in (shipped / "members").iterdir()) == ["blend_stats", "frequency"]
     assert json.loads((shipped / "metrics.json").read_text())["weights_mb"] > 0
     assert np.allclose(load_run(shipped).detector.score_clip(frames[1:], lm[1:]), s)
+    # stack weights fitted elsewhere (out of fold) are taken as given, members in the runs' order
+    given = {"members": list(runs), "weights": [0.0, 2.0], "bias": -1.0, "fitted": True}
+    ens2 = assemble(runs, [], tmp_path / "ens2", DetectConfig(detector="ensemble"), stack=given)
+    assert ens2.stack == given
+    from detect.calibrate import logit
+
+    z = logit(p)                                                                  # the frequency member's
+    assert np.allclose(ens2.score_clip(frames[1:], lm[1:]), 1 / (1 + np.exp(-(2.0 * z - 1.0))), atol=1e-4)
+    with pytest.raises(FaceforgeError, match="differ"):
+        assemble(runs, [], tmp_path / "ens3", DetectConfig(detector="ensemble"), stack={**given, "members": ["frequency"]})
 
 
 def test_main_job_reports_the_default_detector(tmp_path):
