@@ -10,7 +10,8 @@ what 1 uncontended core would give; the 2-core figure is at most twice that).
 Face detection (dlib) is not included: it is the same for every detector.
 
 Baseline in the same run: the feature detectors' feature extraction + classifier (fitted on a tiny
-random set so they can predict), timed the same way. Writes ``benchmarks/results/detect_cost.json``.
+random set so they can predict), timed the same way. ``--run NAME=RUN`` also times trained runs (the
+in-distribution stacks). Writes ``benchmarks/results/detect_cost.json``.
 Training time per detector: ``seconds_this_call`` of each trained run in ``detect_studies.json``.
 """
 
@@ -48,6 +49,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--detectors", nargs="*", help="registered detectors to time (default: all but the ensemble, "
                                                    "whose cost is the sum of its members')")
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN",
+                    help="also time a trained run (e.g. an ensemble), recorded under NAME")
     args = ap.parse_args(argv)
     import torch
 
@@ -88,6 +91,13 @@ def main(argv=None) -> dict:
         record(f"default (shipped {shipped.cfg.detector})", shipped.detector, "shipped default")
     except FaceforgeError as e:
         out["default_error"] = str(e)
+    for spec in args.run:
+        name, _, run = spec.partition("=")
+        if not run:
+            raise FaceforgeError(f"--run takes NAME=RUN, got {spec!r}")
+        lr = load_run(run, threads=args.threads)
+        record(name, lr.detector, f"trained run {lr.cfg.detector}")
+        out["detectors"][name]["run"] = run
     base = out["detectors"]["frequency"]["frames_per_s"]
     for v in out["detectors"].values():
         v["speed_vs_frequency"] = v["frames_per_s"] / base

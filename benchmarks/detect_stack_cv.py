@@ -74,12 +74,12 @@ def cnn_frame_scores(corpus: Path, df, det, people: list[str], path: Path) -> di
     return out
 
 
-def temporal_frame_scores(table: Table, model, people) -> dict[str, np.ndarray]:
+def temporal_frame_scores(table: Table, model, people, params: dict) -> dict[str, np.ndarray]:
     """Item id -> ``(N_FRAMES,)`` frame P(fake) of ``people``'s original items (windows averaged per frame)."""
     from detect.detectors.temporal import window_starts
 
     rows = table.rows(people, {""})
-    p, items = model.predict_proba(table.x[rows])[:, 1], table.item[rows]
+    p, items = model.predict_proba(table.design(rows, params))[:, 1], table.item[rows]
     starts = window_starts(N_FRAMES, 8)
     members = np.zeros((len(starts), N_FRAMES))
     for k, s in enumerate(starts):
@@ -96,7 +96,7 @@ def temporal_frame_scores(table: Table, model, people) -> dict[str, np.ndarray]:
 
 def main(argv=None) -> dict:
     from benchmarks.detect_studies import cell
-    from benchmarks.detect_temporal_cv import person_features, person_folds
+    from benchmarks.detect_temporal_cv import person_features, person_folds, person_motion
     from core.common import load_config
     from detect.calibrate import logit
     from detect.config import DetectConfig
@@ -139,17 +139,18 @@ def main(argv=None) -> dict:
     chosen = prev["chosen"]
     base = load_config(DetectConfig, WORK / "final" / "config.yaml")
     det = get_detector_class(base.detector)(base)
-    missing = [p for p in people if not (WORK / "features" / f"{p}.npz").is_file()]
+    missing = [p for p in people for d in ("features", "motion") if not (WORK / d / f"{p}.npz").is_file()]
     if missing:
         raise FaceforgeError(f"no cached window features for {len(missing)} people: run benchmarks.detect_temporal_cv first")
-    table = Table({p: person_features(corpus, None, det, WORK / "features" / f"{p}.npz") for p in people})
     aug, params = CANDIDATES[chosen]
+    motion = {p: person_motion(corpus, None, base, WORK / "motion" / f"{p}.npz") for p in people} if params.get("motion") else None
+    table = Table({p: person_features(corpus, None, det, WORK / "features" / f"{p}.npz") for p in people}, motion)
 
     temporal, cnn = {}, {}                                                 # item id -> (N_FRAMES,) OOF
     for f in range(k):
         held = [p for p in people if folds[p] == f]
         rest = [p for p in people if folds[p] != f]
-        temporal.update(temporal_frame_scores(table, fit_booster(table, table.rows(rest, ALLOWED[aug]), params), held))
+        temporal.update(temporal_frame_scores(table, fit_booster(table, table.rows(rest, ALLOWED[aug]), params), held, params))
         c = cnn_run(corpus, df, rest, WORK / f"cnn_fold{f}")
         cnn.update(cnn_frame_scores(corpus, df, c, held, WORK / f"cnn_fold{f}" / "oof.npz"))
         print(f"fold {f}: {len(held)} people scored ({time.perf_counter() - t0:.0f} s)", flush=True)

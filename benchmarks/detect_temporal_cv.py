@@ -48,6 +48,12 @@ CANDIDATES = {                       # name -> (augmentation copies trained on, 
     "shallow2": ("crf+scale", {**V3, "max_iter": 400, "learning_rate": 0.05, "max_depth": 2}),
     "leaf200": ("crf+scale", {**V3, "min_samples_leaf": 200}),
     "l2_10": ("crf+scale", {**V3, "max_iter": 300, "l2_regularization": 10.0}),
+    # second round, added after the first round's folds were read: motion-compensated residuals
+    # (detect.detectors.motion; its first five features) on the first round's best recipe
+    "no_aug_motion5": ("none", {**V3, "motion": 5}),
+    "no_aug_motion5_slow": ("none", {**V3, "motion": 5, "max_iter": 300, "learning_rate": 0.05}),
+    # third round, after the second's: all eight (+ border residual, residual correlation, flow roughness)
+    "no_aug_motion": ("none", {**V3, "motion": True}),
 }
 
 
@@ -102,11 +108,33 @@ def person_features(corpus: Path, rows, det, path: Path) -> dict:
     return out
 
 
+def person_motion(corpus: Path, rows, cfg, path: Path) -> np.ndarray:
+    """One person's motion features ``(R0, N_MOTION_FEATURES)`` for the windows of the original items, in the
+    row order of :func:`person_features` (originals first), cached at ``path``."""
+    import dataclasses
+
+    from core.common import atomic_path
+    from detect.data import load_items
+    from detect.detectors.motion import N_MOTION_FEATURES
+    from detect.registry import get_detector_class
+
+    if path.is_file():
+        return np.load(path)["x"]
+    det = get_detector_class(cfg.detector)(dataclasses.replace(cfg, extra={"motion": True}))
+    items = load_items(corpus, rows, None, "cv motion", progress=False).items
+    x = np.concatenate([det.features(it.frames, it.landmarks)[0][:, -N_MOTION_FEATURES:] for it in items])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x.astype(np.float32))
+    return x
+
+
 class Table:
     """Every selection person's window rows and items (originals and copies), concatenated."""
 
-    def __init__(self, per_person: dict[str, dict]):
-        xs, items, ws, rows_person = [], [], [], []
+    def __init__(self, per_person: dict[str, dict], motion: dict[str, np.ndarray] | None = None):
+        xs, items, ws, rows_person, ms = [], [], [], [], []
         self.item_id, self.label, self.compression, self.tag, self.person = [], [], [], [], []
         for p, d in per_person.items():
             offset = len(self.item_id)
@@ -119,10 +147,29 @@ class Table:
             self.compression += list(d["compression"])
             self.tag += list(d["tag"])
             self.person += [p] * len(d["item_id"])
+            if motion is not None:                       # originals' rows come first; copies get NaN
+                m = np.full((len(d["x"]), motion[p].shape[1]), np.nan, np.float32)
+                n0 = int(np.isin(d["item"], np.flatnonzero(d["tag"] == "")).sum())
+                if len(motion[p]) != n0:
+                    raise FaceforgeError(f"{p}: {len(motion[p])} motion rows for {n0} original windows")
+                m[:n0] = motion[p]
+                ms.append(m)
         self.x, self.item, self.weight = np.concatenate(xs), np.concatenate(items), np.concatenate(ws)   # (R, D), (R,), (R,)
         self.label, self.compression = np.array(self.label, int), np.array(self.compression)
         self.tag, self.person = np.array(self.tag), np.array(self.person)                  # per item
         self.row_person = np.array(rows_person)                                             # per row
+        self.x_motion = np.concatenate(ms) if ms else None                                  # (R, M) or None
+
+    def design(self, rows: np.ndarray, params: dict) -> np.ndarray:
+        """The booster's input for ``rows``: the window features, + the motion ones with ``params["motion"]``."""
+        from detect.detectors.temporal import motion_count
+
+        k = motion_count(params)
+        if not k:
+            return self.x[rows]
+        if self.x_motion is None:
+            raise FaceforgeError("this table has no motion features")
+        return np.hstack([self.x[rows], self.x_motion[rows, :k]])
 
     def rows(self, people, allowed: set[str]) -> np.ndarray:
         """Row mask: rows of ``people``'s items whose copy kind is in ``allowed``."""
@@ -136,16 +183,15 @@ def fit_booster(table: Table, rows: np.ndarray, params: dict, seed: int = 0):
     from detect.detectors.base import class_weights
     from detect.detectors.temporal import hgb_params
 
-    x, y = table.x[rows], table.label[table.item[rows]]
-    x = x.copy()
+    x, y = table.design(rows, params), table.label[table.item[rows]]
     x[:, np.isnan(x).all(0)] = 0.0                    # as FeatureDetector.fit
     return HistGradientBoostingClassifier(**hgb_params(params, len(y)), random_state=seed).fit(
         x, y, sample_weight=class_weights(y))
 
 
-def video_scores(table: Table, model, rows: np.ndarray) -> dict[int, float]:
+def video_scores(table: Table, model, rows: np.ndarray, params: dict | None = None) -> dict[int, float]:
     """Item index -> video score (frame mean of the windows' P(fake), as ``score_clip`` + mean)."""
-    p = model.predict_proba(table.x[rows])[:, 1]
+    p = model.predict_proba(table.design(rows, params or {}))[:, 1]
     items = table.item[rows]
     s = np.bincount(items, weights=p * table.weight[rows], minlength=len(table.label))
     return {int(i): float(s[i]) for i in np.unique(items)}
@@ -166,14 +212,15 @@ def out_of_fold(table: Table, people, folds: dict[str, int], aug: str, params: d
     for f in sorted(set(folds.values())):
         rest = [p for p in people if folds[p] != f]
         model = fit_booster(table, table.rows(rest, ALLOWED[aug]), params)
-        oof.update(video_scores(table, model, table.rows([p for p in people if folds[p] == f], {""})))
+        oof.update(video_scores(table, model, table.rows([p for p in people if folds[p] == f], {""}), params))
     return oof
 
 
 def ablations(table: Table, people, folds: dict[str, int], aug: str, params: dict) -> dict:
-    """Out of fold, for the chosen recipe: feature groups left out or alone; one row per video (window mean
-    and absolute difference) instead of per window; and the within-person AUC (each person's reals vs that
-    person's fakes, averaged over people), which separates "which person" from "which class"."""
+    """Out of fold, for the chosen recipe: groups of the window features left out or alone (its motion
+    features, if any, kept in every row); one row per video (the mean and absolute difference of the windows'
+    features, motion features not included) instead of per window; and the within-person AUC (each person's
+    reals vs that person's fakes, averaged over people), which separates "which person" from "which class"."""
     from detect.detectors.temporal import N_LANDMARK_FEATURES as L, N_TEXTURE_FEATURES as T
     from detect.metrics import auc
 
@@ -265,7 +312,14 @@ def main(argv=None) -> dict:
         per_person[p] = person_features(corpus, df[df["source_identity"].astype(str) == p], det,
                                         work / "features" / f"{p}.npz")
         print(f"features {i + 1}/{len(people)} {p}: {len(per_person[p]['x'])} rows ({time.perf_counter() - t1:.0f} s)", flush=True)
-    table = Table(per_person)
+    motion = None
+    if any(params.get("motion") for _, params in CANDIDATES.values()):
+        motion = {}
+        for i, p in enumerate(people):
+            t1 = time.perf_counter()
+            motion[p] = person_motion(corpus, df[df["source_identity"].astype(str) == p], cfg, work / "motion" / f"{p}.npz")
+            print(f"motion {i + 1}/{len(people)} {p}: {len(motion[p])} rows ({time.perf_counter() - t1:.0f} s)", flush=True)
+    table = Table(per_person, motion)
     folds = person_folds(people, args.folds)
 
     out: dict = {"corpus": corpus.name, "people": people, "n_people": len(people), "folds": folds,

@@ -61,3 +61,14 @@ def test_table_video_scores_equal_the_detectors_own(tmp_path):
     got = video_scores(one, model, one.rows(["q"], {""}))[0]
     assert np.isclose(got, det.score_clip(frames).mean())
     assert len(np.unique(table.item)) == 12 and table.rows(["p0"], {""}).sum() == 6 * 2
+
+
+def test_table_design_appends_the_motion_columns_asked_for():
+    det = TemporalBoosting(DetectConfig(detector="temporal", window=8))
+    person = _person(det, np.random.default_rng(2), 4, 12)
+    motion = np.arange(8 * 8, dtype=np.float32).reshape(8, 8)          # 4 items x 2 windows, 8 features
+    table = Table({"p": person}, {"p": motion})
+    rows = table.rows(["p"], {""})
+    assert table.design(rows, {}).shape == table.x.shape
+    np.testing.assert_array_equal(table.design(rows, {"motion": 5})[:, -5:], motion[:, :5])
+    np.testing.assert_array_equal(table.design(rows, {"motion": True})[:, -8:], motion)

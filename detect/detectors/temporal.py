@@ -10,7 +10,9 @@ Per clip window of ``cfg.window`` frames (stride half a window):
 - spatial detail (``cfg.extra["spatial"]``, off by default so runs saved before it load unchanged): the
   fine (Laplacian) detail of the inner face and of the border at a fixed size, their ratio, and how
   much the inner detail varies over the window (a generator's faces are smoother than the camera's,
-  and the blend with the border shows).
+  and the blend with the border shows);
+- motion-compensated residuals (``cfg.extra["motion"]``: ``true`` for all, an int k for the first k; off
+  by default): :mod:`detect.detectors.motion`, appended after the spatial ones.
 Features -> histogram gradient boosting (missing landmark features are NaN, which it handles; its settings
 :data:`HGB_DEFAULTS`, each overridable in ``cfg.extra``).
 Training augmentation (``cfg.extra["augment_crf"]``, a list of H.264 CRFs; none by default): every
@@ -30,6 +32,7 @@ import numpy as np
 
 from detect.detectors.base import FeatureDetector, augmented_items, resize_frames
 from detect.detectors.frequency import to_gray
+from detect.detectors.motion import N_MOTION_FEATURES, motion_features
 from detect.registry import register
 
 REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48),
@@ -57,6 +60,13 @@ def hgb_params(extra: dict, n_rows: int) -> dict:
     p["max_depth"] = None if p["max_depth"] is None else int(p["max_depth"])
     p["min_samples_leaf"] = min(int(p["min_samples_leaf"]), max(2, n_rows // 20))
     return p
+
+
+def motion_count(extra: dict) -> int:
+    """How many motion features ``extra["motion"]`` asks for: all with ``true``, none with ``false`` / absent,
+    else the first ``k`` (an int: the leading features a run was selected with)."""
+    m = extra.get("motion", False)
+    return N_MOTION_FEATURES if m is True else int(m or 0)
 
 
 def window_starts(n: int, window: int) -> list[int]:
@@ -143,6 +153,7 @@ class TemporalBoosting(FeatureDetector):
 
     def features(self, frames, landmarks=None):
         n, w = len(frames), self.cfg.window
+        n_motion = motion_count(self.cfg.extra)
         starts = window_starts(n, w)
         members = np.zeros((len(starts), n), dtype=bool)         # (K, N)
         feats = []
@@ -153,6 +164,8 @@ class TemporalBoosting(FeatureDetector):
             parts = [landmark_features(lm), texture_features(frames[sl])]
             if self.spatial:
                 parts.append(spatial_features(frames[sl]))
+            if n_motion:
+                parts.append(motion_features(frames[sl])[:n_motion])
             feats.append(np.concatenate(parts))
         return np.stack(feats), members                            # (K, D), (K, N)
 
