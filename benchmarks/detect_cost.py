@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--run", action="append", default=[], metavar="NAME=RUN",
                     help="also time a trained run (e.g. an ensemble), recorded under NAME")
     args = ap.parse_args(argv)
+    runs = [spec.partition("=")[::2] for spec in args.run]                 # (NAME, RUN), checked before timing
+    for (name, run), spec in zip(runs, args.run):
+        if not name or not run:
+            raise FaceforgeError(f"--run takes NAME=RUN, got {spec!r}")
+        if not (Path(run) / "config.yaml").is_file():
+            raise FaceforgeError(f"{run} is not a detector run (no config.yaml)")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -91,10 +98,7 @@ def main(argv=None) -> dict:
         record(f"default (shipped {shipped.cfg.detector})", shipped.detector, "shipped default")
     except FaceforgeError as e:
         out["default_error"] = str(e)
-    for spec in args.run:
-        name, _, run = spec.partition("=")
-        if not run:
-            raise FaceforgeError(f"--run takes NAME=RUN, got {spec!r}")
+    for name, run in runs:
         lr = load_run(run, threads=args.threads)
         record(name, lr.detector, f"trained run {lr.cfg.detector}")
         out["detectors"][name]["run"] = run
@@ -106,4 +110,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import run_script
+
+    run_script(main)
