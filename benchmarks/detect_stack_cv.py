@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.detect_temporal_cv import ALLOWED, CANDIDATES, RESULTS, TARGETS, WORK, Table, fit_booster, margin
+from benchmarks.detect_temporal_cv import (ALLOWED, CANDIDATES, RESULTS, TARGETS, WORK, Table, fit_booster, margin,
+                                           save_npz)
 from core.common import REPO_ROOT, FaceforgeError, write_json_atomic
 
 CNN_RUN = REPO_ROOT / "out" / "detect_members" / "dct_cnn"      # the v3 stack's dct_cnn member (its config)
@@ -33,7 +34,7 @@ N_FRAMES = 12                                                    # every corpus 
 
 def cnn_run(corpus: Path, df, people: list[str], folder: Path):
     """The dct_cnn member trained on ``people``'s rows of ``df`` at ``folder`` (resumable; no val items)."""
-    from core.common import load_config, save_config, write_json_atomic as wj
+    from core.common import load_config, save_config
     from detect.config import DetectConfig
     from detect.data import load_items
     from detect.registry import get_detector_class
@@ -51,10 +52,10 @@ def cnn_run(corpus: Path, df, people: list[str], folder: Path):
     det = get_detector_class(cfg.detector)(cfg)
     t0 = time.perf_counter()
     det.fit(items, [], folder)
-    wj(folder / "metrics.json", {"detector": cfg.detector, "corpus": str(corpus.resolve()), "done": True,
-                                  "threshold": {"frame": 0.5, "video": 0.5}, "crop_resolution": 128,
-                                  "people": people, "n_train_items": len(items),
-                                  "train_seconds_this_call": time.perf_counter() - t0})
+    write_json_atomic(folder / "metrics.json", {
+        "detector": cfg.detector, "corpus": str(corpus.resolve()), "done": True, "threshold": {"frame": 0.5, "video": 0.5},
+        "crop_resolution": 128, "people": people, "n_train_items": len(items),
+        "train_seconds_this_call": time.perf_counter() - t0})
     return det
 
 
@@ -68,29 +69,25 @@ def cnn_frame_scores(corpus: Path, df, det, people: list[str], path: Path) -> di
     rows = df[df["source_identity"].astype(str).isin(people)]
     items = load_items(corpus, rows, None, "cnn oof", progress=False).items
     out = {it.item_id: det.score_clip(it.frames) for it in items}
-    with open(path.with_suffix(".tmp.npz"), "wb") as f:
-        np.savez(f, item_id=np.array(list(out)), scores=np.stack(list(out.values())))
-    path.with_suffix(".tmp.npz").replace(path)
+    save_npz(path, item_id=np.array(list(out)), scores=np.stack(list(out.values())))
     return out
 
 
-def temporal_frame_scores(table: Table, model, people, params: dict) -> dict[str, np.ndarray]:
-    """Item id -> ``(N_FRAMES,)`` frame P(fake) of ``people``'s original items (windows averaged per frame)."""
-    from detect.detectors.temporal import window_starts
+def temporal_frame_scores(table: Table, model, people, params: dict, window: int) -> dict[str, np.ndarray]:
+    """Item id -> ``(N_FRAMES,)`` frame P(fake) of ``people``'s original items, the windows' P(fake) averaged
+    per frame as the detector's ``score_clip`` does."""
+    from detect.detectors.base import frame_means
+    from detect.detectors.temporal import window_members
 
     rows = table.rows(people, {""})
     p, items = model.predict_proba(table.design(rows, params))[:, 1], table.item[rows]
-    starts = window_starts(N_FRAMES, 8)
-    members = np.zeros((len(starts), N_FRAMES))
-    for k, s in enumerate(starts):
-        members[k, s:s + 8] = 1
-    cover = members.sum(0)
+    members = window_members(N_FRAMES, window)                                          # (K, N_FRAMES)
     out = {}
     for i in np.unique(items):
         pw = p[items == i]
-        if len(pw) != len(starts):
-            raise FaceforgeError(f"item {table.item_id[i]}: {len(pw)} windows, expected {len(starts)}")
-        out[table.item_id[i]] = (pw @ members) / cover
+        if len(pw) != len(members):
+            raise FaceforgeError(f"item {table.item_id[i]}: {len(pw)} windows, expected {len(members)}")
+        out[table.item_id[i]] = frame_means(pw, members)
     return out
 
 
@@ -150,7 +147,8 @@ def main(argv=None) -> dict:
     for f in range(k):
         held = [p for p in people if folds[p] == f]
         rest = [p for p in people if folds[p] != f]
-        temporal.update(temporal_frame_scores(table, fit_booster(table, table.rows(rest, ALLOWED[aug]), params), held, params))
+        temporal.update(temporal_frame_scores(table, fit_booster(table, table.rows(rest, ALLOWED[aug]), params), held, params,
+                                              base.window))
         c = cnn_run(corpus, df, rest, WORK / f"cnn_fold{f}")
         cnn.update(cnn_frame_scores(corpus, df, c, held, WORK / f"cnn_fold{f}" / "oof.npz"))
         print(f"fold {f}: {len(held)} people scored ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -77,11 +77,20 @@ def aug_tag(item_id: str) -> str:
 ALLOWED = {"none": {""}, "crf": {"", "crf"}, "crf+scale": {"", "crf", "scale", "scale+crf"}}
 
 
+def save_npz(path: Path, **arrays) -> None:
+    """``arrays`` to ``path`` (npz), atomically (a killed run leaves no half-written cache)."""
+    from core.common import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
 def person_features(corpus: Path, rows, det, path: Path) -> dict:
     """One person's window features (originals and augmented copies), cached at ``path`` (npz)."""
     from itertools import chain
 
-    from core.common import atomic_path
     from detect.data import load_items
     from detect.detectors.base import augmented_items
 
@@ -101,10 +110,7 @@ def person_features(corpus: Path, rows, det, path: Path) -> dict:
         tags.append(aug_tag(it.item_id))
     out = {"x": np.concatenate(x).astype(np.float32), "item": np.array(item), "weight": np.concatenate(weight),
            "item_id": np.array(ids), "label": np.array(labels), "compression": np.array(comps), "tag": np.array(tags)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
+    save_npz(path, **out)
     return out
 
 
@@ -113,7 +119,6 @@ def person_motion(corpus: Path, rows, cfg, path: Path) -> np.ndarray:
     row order of :func:`person_features` (originals first), cached at ``path``."""
     import dataclasses
 
-    from core.common import atomic_path
     from detect.data import load_items
     from detect.detectors.motion import N_MOTION_FEATURES
     from detect.registry import get_detector_class
@@ -123,10 +128,7 @@ def person_motion(corpus: Path, rows, cfg, path: Path) -> np.ndarray:
     det = get_detector_class(cfg.detector)(dataclasses.replace(cfg, extra={"motion": True}))
     items = load_items(corpus, rows, None, "cv motion", progress=False).items
     x = np.concatenate([det.features(it.frames, it.landmarks)[0][:, -N_MOTION_FEATURES:] for it in items])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, x=x.astype(np.float32))
+    save_npz(path, x=x.astype(np.float32))
     return x
 
 
@@ -134,14 +136,13 @@ class Table:
     """Every selection person's window rows and items (originals and copies), concatenated."""
 
     def __init__(self, per_person: dict[str, dict], motion: dict[str, np.ndarray] | None = None):
-        xs, items, ws, rows_person, ms = [], [], [], [], []
+        xs, items, ws, ms = [], [], [], []
         self.item_id, self.label, self.compression, self.tag, self.person = [], [], [], [], []
         for p, d in per_person.items():
             offset = len(self.item_id)
             xs.append(d["x"])
             items.append(d["item"] + offset)
             ws.append(d["weight"])
-            rows_person += [p] * len(d["x"])
             self.item_id += list(d["item_id"])
             self.label += list(d["label"])
             self.compression += list(d["compression"])
@@ -157,7 +158,6 @@ class Table:
         self.x, self.item, self.weight = np.concatenate(xs), np.concatenate(items), np.concatenate(ws)   # (R, D), (R,), (R,)
         self.label, self.compression = np.array(self.label, int), np.array(self.compression)
         self.tag, self.person = np.array(self.tag), np.array(self.person)                  # per item
-        self.row_person = np.array(rows_person)                                             # per row
         self.x_motion = np.concatenate(ms) if ms else None                                  # (R, M) or None
 
     def design(self, rows: np.ndarray, params: dict) -> np.ndarray:
@@ -177,16 +177,17 @@ class Table:
         return ok[self.item]
 
 
-def fit_booster(table: Table, rows: np.ndarray, params: dict, seed: int = 0):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def booster(x: np.ndarray, y: np.ndarray, params: dict):
+    """The temporal detector's classifier with booster settings ``params`` fitted on rows ``x``, ``y``, as its
+    own ``fit`` does (:meth:`detect.detectors.base.FeatureDetector.fit_rows`; seed 0, classes balanced)."""
+    from detect.config import DetectConfig
+    from detect.detectors.temporal import TemporalBoosting
 
-    from detect.detectors.base import class_weights
-    from detect.detectors.temporal import hgb_params
+    return TemporalBoosting(DetectConfig(detector="temporal", extra=params)).fit_rows(x, y)
 
-    x, y = table.design(rows, params), table.label[table.item[rows]]
-    x[:, np.isnan(x).all(0)] = 0.0                    # as FeatureDetector.fit
-    return HistGradientBoostingClassifier(**hgb_params(params, len(y)), random_state=seed).fit(
-        x, y, sample_weight=class_weights(y))
+
+def fit_booster(table: Table, rows: np.ndarray, params: dict):
+    return booster(table.design(rows, params), table.label[table.item[rows]], params)
 
 
 def video_scores(table: Table, model, rows: np.ndarray, params: dict | None = None) -> dict[int, float]:
@@ -216,27 +217,26 @@ def out_of_fold(table: Table, people, folds: dict[str, int], aug: str, params: d
     return oof
 
 
-def ablations(table: Table, people, folds: dict[str, int], aug: str, params: dict) -> dict:
+def ablations(table: Table, people, folds: dict[str, int], aug: str, params: dict, oof: dict[int, float]) -> dict:
     """Out of fold, for the chosen recipe: groups of the window features left out or alone (its motion
     features, if any, kept in every row); one row per video (the mean and absolute difference of the windows'
     features, motion features not included) instead of per window; and the within-person AUC (each person's
-    reals vs that person's fakes, averaged over people), which separates "which person" from "which class"."""
+    reals vs that person's fakes, averaged over people), which separates "which person" from "which class".
+    ``oof``: the recipe's own out-of-fold video scores."""
+    import copy
+
     from detect.detectors.temporal import N_LANDMARK_FEATURES as L, N_TEXTURE_FEATURES as T
     from detect.metrics import auc
 
-    full = table.x
-    d = full.shape[1]
+    d = table.x.shape[1]
     groups = {"no_landmarks": range(L, d), "no_spatial": range(L + T), "texture_only": range(L, L + T),
               "spatial_only": range(L + T, d), "landmarks_only": range(L)}
     out = {}
     for name, cols in groups.items():
-        table.x = full[:, list(cols)]
-        try:
-            c = cells(table, out_of_fold(table, people, folds, aug, params))
-        finally:
-            table.x = full
+        sub = copy.copy(table)                           # the same rows and items, fewer window features
+        sub.x = table.x[:, list(cols)]
+        c = cells(sub, out_of_fold(sub, people, folds, aug, params))
         out[name] = {k: c[k] for k in TARGETS}
-    oof = out_of_fold(table, people, folds, aug, params)
     idx = np.array(sorted(oof))
     s, y, comp, person = np.array([oof[i] for i in idx]), table.label[idx], table.compression[idx], table.person[idx]
     within = {}
@@ -250,11 +250,6 @@ def ablations(table: Table, people, folds: dict[str, int], aug: str, params: dic
 
 def per_video_cells(table: Table, people, folds: dict[str, int], params: dict) -> dict:
     """One row per original video: the mean of its windows' features and their mean absolute difference."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from detect.detectors.base import class_weights
-    from detect.detectors.temporal import hgb_params
-
     orig = table.tag[table.item] == ""
     items = np.unique(table.item[orig])
     feats = []
@@ -265,8 +260,7 @@ def per_video_cells(table: Table, people, folds: dict[str, int], params: dict) -
     v, y, fold = np.stack(feats), table.label[items], np.array([folds[p] for p in table.person[items]])
     scores = {}
     for f in np.unique(fold):
-        m = HistGradientBoostingClassifier(**hgb_params(params, int((fold != f).sum())), random_state=0)
-        m.fit(v[fold != f], y[fold != f], sample_weight=class_weights(y[fold != f]))
+        m = booster(v[fold != f], y[fold != f], params)
         scores.update(zip(items[fold == f].tolist(), m.predict_proba(v[fold == f])[:, 1].tolist()))
     return cells(table, scores)
 
@@ -325,8 +319,10 @@ def main(argv=None) -> dict:
     out: dict = {"corpus": corpus.name, "people": people, "n_people": len(people), "folds": folds,
                  "base_config": dataclasses.asdict(cfg), "targets": TARGETS, "wm_reals": True,
                  "rule": "min(AUC c23 - 0.95, AUC c40 - 0.85) out of fold", "candidates": {}}
+    oofs = {}                                                        # name -> out-of-fold video scores
     for name, (aug, params) in CANDIDATES.items():
-        c = cells(table, out_of_fold(table, people, folds, aug, params))
+        oofs[name] = out_of_fold(table, people, folds, aug, params)
+        c = cells(table, oofs[name])
         out["candidates"][name] = {"augment": aug, "params": params, "cells": c, "margin": margin(c)}
         print(f"{name}: c23 {c['c23']['auc']:.3f} c40 {c['c40']['auc']:.3f} raw {c['raw']['auc']:.3f} "
               f"jpeg {c['jpeg']['auc']:.3f} margin {margin(c):+.3f}", flush=True)
@@ -350,7 +346,7 @@ def main(argv=None) -> dict:
     final.save(run)
     save_config(final_cfg, run / "config.yaml")
     oof_best = out["candidates"][best]
-    vid = out_of_fold(table, people, folds, aug, params)           # the winner's -> the video threshold
+    vid = oofs[best]                                                 # the winner's -> the video threshold
     idx = np.array(sorted(vid))
     thr = calibrate_threshold(table.label[idx], np.array([vid[i] for i in idx]))
     write_json_atomic(run / "metrics.json", {
@@ -359,7 +355,7 @@ def main(argv=None) -> dict:
         "n_train_items": int((table.tag == "").sum()), "n_train_rows": int(table.rows(people, ALLOWED[aug]).sum()),
         "people": people, "selection": "benchmarks/detect_temporal_cv.py", "cv": oof_best["cells"]})
     (run / "corpus.txt").write_text(str(corpus.resolve()) + "\n")
-    out["ablations"] = ablations(table, people, folds, aug, params)
+    out["ablations"] = ablations(table, people, folds, aug, params, vid)
     print("ablations: " + ", ".join(f"{k} {v['c23']['auc']:.3f}/{v['c40']['auc']:.3f}"
                                     for k, v in out["ablations"].items() if k != "within_person_auc"), flush=True)
     out["final_run"] = str(run.relative_to(REPO_ROOT)) if run.is_relative_to(REPO_ROOT) else str(run)

@@ -178,6 +178,11 @@ def check_two_classes(labels: np.ndarray, what: str = "training") -> None:
 
 
 # ---------------------------------------------------------------- feature + sklearn detectors
+def frame_means(p: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Row scores ``p (K,)`` of rows covering the frames ``members (K, N) bool`` -> per-frame mean ``(N,)``."""
+    return (p @ members.astype(np.float64)) / np.maximum(members.sum(0), 1)
+
+
 class FeatureDetector(Detector):
     """Hand-made features per row (a frame or a clip window) -> a scikit-learn classifier."""
 
@@ -202,11 +207,9 @@ class FeatureDetector(Detector):
             ys.append(np.full(len(feats), it.label))
         return np.concatenate(xs), np.concatenate(ys)
 
-    def fit(self, train, val, run_dir, on_epoch=None):
-        import time
-
-        t0 = time.perf_counter()
-        x, y = self._dataset(train)  # (M, D), (M,)
+    def fit_rows(self, x: np.ndarray, y: np.ndarray):
+        """Fit the classifier on feature rows ``x (M, D)`` (changed in place: a feature missing in every row is
+        set to 0) and labels ``y (M,)``, classes balanced unless ``cfg.balance`` is "none" -> the classifier."""
         check_two_classes(y)
         x[:, np.isnan(x).all(0)] = 0.0  # a feature missing everywhere (no landmarks in the corpus) is constant
         self.model = self.make_classifier(len(y))
@@ -214,6 +217,14 @@ class FeatureDetector(Detector):
         step = self.model.steps[-1][0] if hasattr(self.model, "steps") else None
         kw = {f"{step}__sample_weight": weights} if step else {"sample_weight": weights}
         self.model.fit(x, y, **(kw if weights is not None else {}))
+        return self.model
+
+    def fit(self, train, val, run_dir, on_epoch=None):
+        import time
+
+        t0 = time.perf_counter()
+        x, y = self._dataset(train)  # (M, D), (M,)
+        self.fit_rows(x, y)
         p = self.model.predict_proba(x)[:, 1]
         row = {"epoch": 0, "train_loss": log_loss(y, p), "train_rows": int(len(y)),
                "seconds": time.perf_counter() - t0, **val_summary(self, val, self.cfg.aggregate)}
@@ -226,9 +237,7 @@ class FeatureDetector(Detector):
         if self.model is None:
             raise FaceforgeError(f"detector {self.name} is not trained")
         feats, members = self.features(frames, landmarks)
-        p = self.model.predict_proba(feats)[:, 1]  # (K,)
-        cover = members.sum(0)  # (N,) windows per frame
-        return (p @ members.astype(np.float64)) / np.maximum(cover, 1)
+        return frame_means(self.model.predict_proba(feats)[:, 1], members)
 
     def save(self, run_dir):
         import joblib

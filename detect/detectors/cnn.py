@@ -3,12 +3,11 @@ forensic CNNs (a fixed high-pass residual front end, and an 8x8 block-DCT front 
 
 All share one training loop: AdamW + BCE, class balance by sampler or loss weight, horizontal flip,
 validation AUC every epoch, best checkpoint by validation AUC (the last epoch when no validation items are
-given), early stopping, and ``RUN/last.pt``
-to resume from the last finished epoch. Optional training augmentation, as the temporal detector's (off by
-default, so saved runs replay): ``extra.augment_scale`` (factors in (0, 1)) adds every uncompressed training
-item of either class resampled down and back up, and ``extra.augment_crf`` (H.264 CRFs) adds the
-uncompressed items and those resampled copies re-encoded at each CRF (``base.augmented_items``); each
-added item contributes ``frames_per_item`` frames like any other.
+given), early stopping, and ``RUN/last.pt`` to resume from the last finished epoch. Optional training
+augmentation, as the temporal detector's (off by default, so saved runs replay): ``extra.augment_scale``
+(factors in (0, 1)) adds every uncompressed training item of either class resampled down and back up, and
+``extra.augment_crf`` (H.264 CRFs) adds the uncompressed items and those resampled copies re-encoded at each
+CRF (``base.augmented_items``); each added item contributes ``frames_per_item`` frames like any other.
 """
 
 from __future__ import annotations

@@ -128,6 +128,8 @@ def assemble(member_runs: dict[str, Path], val: list, out: Path, cfg, stack: dic
     """An ensemble run at ``out`` from finished runs (copied into ``out/members``), stacked on ``val``, or
     with ``stack`` (weights fitted elsewhere, e.g. on out-of-fold scores; its members in ``member_runs``'s order)."""
     out = Path(out)
+    if stack is not None and list(stack["members"]) != list(member_runs):      # before anything is written
+        raise FaceforgeError(f"stack members {stack['members']} differ from {list(member_runs)}")
     for name, run in member_runs.items():
         dst = out / "members" / name
         if dst.exists():
@@ -135,8 +137,6 @@ def assemble(member_runs: dict[str, Path], val: list, out: Path, cfg, stack: dic
         shutil.copytree(run, dst, ignore=shutil.ignore_patterns("last.pt", "eval", "scores", "oof.npz"))
     ens = Ensemble(cfg)
     ens.members = {n: load_member(out / "members" / n) for n in member_runs}
-    if stack is not None and list(stack["members"]) != list(member_runs):
-        raise FaceforgeError(f"stack members {stack['members']} differ from {list(member_runs)}")
     ens.stack = fit_stack(ens.members, val) if stack is None else dict(stack)
     ens.save(out)
     return ens

@@ -29,7 +29,7 @@ EPS = 1e-6
 
 
 def _laplacian_abs(img: np.ndarray) -> np.ndarray:
-    """``(S, S) float32`` -> mean-free |4-neighbour Laplacian| ``(S, S)``."""
+    """``(S, S) float32`` -> |4-neighbour Laplacian| ``(S, S)`` (OpenCV, borders reflected)."""
     import cv2
 
     return np.abs(cv2.Laplacian(img, cv2.CV_32F, ksize=1))

@@ -80,6 +80,15 @@ def window_starts(n: int, window: int) -> list[int]:
     return starts
 
 
+def window_members(n: int, window: int) -> np.ndarray:
+    """Which of ``n`` frames each window of :func:`window_starts` covers -> ``(K, n) bool``."""
+    starts = window_starts(n, window)
+    members = np.zeros((len(starts), n), dtype=bool)
+    for k, s0 in enumerate(starts):
+        members[k, s0:min(s0 + window, n)] = True
+    return members
+
+
 def landmark_features(lm: np.ndarray | None) -> np.ndarray:
     """``(W, 68, 2)`` -> ``(N_LANDMARK_FEATURES,)``; NaN when landmarks are missing or W < 3."""
     out = np.full(N_LANDMARK_FEATURES, np.nan)
@@ -154,12 +163,9 @@ class TemporalBoosting(FeatureDetector):
     def features(self, frames, landmarks=None):
         n, w = len(frames), self.cfg.window
         n_motion = motion_count(self.cfg.extra)
-        starts = window_starts(n, w)
-        members = np.zeros((len(starts), n), dtype=bool)         # (K, N)
         feats = []
-        for k, s0 in enumerate(starts):
+        for s0 in window_starts(n, w):
             sl = slice(s0, min(s0 + w, n))
-            members[k, sl] = True
             lm = None if landmarks is None else landmarks[sl]
             parts = [landmark_features(lm), texture_features(frames[sl])]
             if self.spatial:
@@ -167,7 +173,7 @@ class TemporalBoosting(FeatureDetector):
             if n_motion:
                 parts.append(motion_features(frames[sl])[:n_motion])
             feats.append(np.concatenate(parts))
-        return np.stack(feats), members                            # (K, D), (K, N)
+        return np.stack(feats), window_members(n, w)               # (K, D), (K, N)
 
     def _dataset(self, items):
         """Training rows; with ``extra.augment_scale`` also those of the resampled uncompressed items, and
