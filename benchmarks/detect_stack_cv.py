@@ -194,10 +194,9 @@ def main(argv=None) -> dict:
                                                   "stack": ens.stack, "cv": out["oof"]["stack"]["cells"]})
     out["final_run"] = str(run.relative_to(REPO_ROOT))
     if args.test:
-        from benchmarks.detect_ens_indist2 import test_cells
+        from benchmarks.detect_ens_indist2 import record_test
 
-        out["test"] = test_cells(corpus, str(run))
-        out["target_met"] = {c: bool(out["test"][c]["all"]["auc"] >= t) for c, t in TARGETS.items()}
+        record_test(out, corpus, str(run))
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(RESULTS / "detect_stack_cv.json", out)
     return out
